@@ -1,0 +1,1 @@
+"""chatsvc: real-time chat for doctor-patient online consultation."""

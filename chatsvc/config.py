@@ -1,0 +1,240 @@
+"""Configuration: the TOML file, its environment overrides, and their validation.
+
+This module owns the shape of `config.toml` and the table of `CHATSVC_*` variables that may
+override it. It reads files and the environment it is given, and nothing else: it never starts
+anything. Every problem becomes a `ConfigError` whose message names the file (or the variable)
+and the key, so an operator can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+# The file `chatsvc serve` reads when no --config and no CHATSVC_CONFIG is given.
+DEFAULT_CONFIG_NAME = "config.toml"
+CONFIG_PATH_VARIABLE = "CHATSVC_CONFIG"
+
+# A shared secret shorter than this is guessable by brute force offline (HS256 tokens).
+MIN_TOKEN_SECRET_CHARS = 32
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+DepartmentId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the source and the key."""
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080  # 0 = any free port; the ready log line says which
+    shutdown_timeout_s: PositiveSeconds = 10.0
+
+
+class RedisConfig(_Section):
+    url: str = ""  # empty = start the embedded redis-server in data_dir
+    server_binary: str = ""  # embedded only: path to redis-server; empty = discover
+    connect_timeout_s: PositiveSeconds = 5.0
+    retry_max_backoff_s: PositiveSeconds = 10.0
+
+
+class AuthConfig(_Section):
+    token_secret: str = ""  # empty = generated on first start, kept in data_dir
+    token_ttl_s: PositiveInt = 3600
+
+
+class LimitsConfig(_Section):
+    max_frame_bytes: PositiveInt = 65536
+    max_message_chars: PositiveInt = 4000
+    max_connections: PositiveInt = 10000
+    doctor_capacity: PositiveInt = 4
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class Department(_Section):
+    id: DepartmentId
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    routing: Literal["pull", "push"] = "pull"
+    max_wait_s: PositiveInt = 1800
+
+
+DEFAULT_DEPARTMENTS: tuple[Department, ...] = (
+    Department(id="general", name="General medicine", routing="pull", max_wait_s=1800),
+    Department(id="paediatrics", name="Paediatrics", routing="pull", max_wait_s=1200),
+    Department(id="psych", name="Psychological counselling", routing="push", max_wait_s=900),
+)
+
+
+class Config(_Section):
+    data_dir: str = ""  # empty = $XDG_DATA_HOME/chatsvc (or ~/.local/share/chatsvc)
+    server: ServerConfig = ServerConfig()
+    redis: RedisConfig = RedisConfig()
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
+    log: LogConfig = LogConfig()
+    departments: tuple[Department, ...] = DEFAULT_DEPARTMENTS
+
+
+@dataclass(frozen=True)
+class EnvOverride:
+    variable: str
+    section: str | None  # None = a top-level key
+    key: str
+
+
+# The one table of variables a container may set; departments live in the file only.
+ENV_OVERRIDES: tuple[EnvOverride, ...] = (
+    EnvOverride("CHATSVC_SERVER_HOST", "server", "host"),
+    EnvOverride("CHATSVC_SERVER_PORT", "server", "port"),
+    EnvOverride("CHATSVC_REDIS_URL", "redis", "url"),
+    EnvOverride("CHATSVC_DATA_DIR", None, "data_dir"),
+    EnvOverride("CHATSVC_AUTH_TOKEN_SECRET", "auth", "token_secret"),
+    EnvOverride("CHATSVC_AUTH_TOKEN_TTL_S", "auth", "token_ttl_s"),
+    EnvOverride("CHATSVC_LOG_LEVEL", "log", "level"),
+    EnvOverride("CHATSVC_LOG_FORMAT", "log", "format"),
+)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration and where it came from."""
+
+    config: Config
+    source: str  # the file path, or "built-in defaults"
+    data_dir: Path  # absolute: relative paths in a file are taken from the file's folder
+
+
+_PATH_IN_ERROR = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def _describe(error: msgspec.ValidationError) -> tuple[str, str]:
+    """Split msgspec's 'Expected int - at `$.server.port`' into ('server.port', 'expected int')."""
+    text = str(error)
+    match = _PATH_IN_ERROR.search(text)
+    path = match["path"].lstrip(".") if match else ""
+    reason = text[: match.start()] if match else text
+    unknown = re.match(r"Object contains unknown field `(?P<field>[^`]+)`", reason)
+    if unknown:
+        path = f"{path}.{unknown['field']}" if path else unknown["field"]
+        reason = "unknown key"
+    return path or "(top level)", reason[:1].lower() + reason[1:]
+
+
+def _check_rules(config: Config, source: str) -> None:
+    """Rules that span several keys, which the types alone cannot say."""
+    if not config.departments:
+        raise ConfigError(f"{source}: departments: at least one [[departments]] is needed")
+    seen: set[str] = set()
+    for index, department in enumerate(config.departments):
+        if department.id in seen:
+            raise ConfigError(
+                f"{source}: departments[{index}].id: duplicate department id {department.id!r}"
+            )
+        seen.add(department.id)
+    secret = config.auth.token_secret
+    if secret and len(secret) < MIN_TOKEN_SECRET_CHARS:
+        raise ConfigError(
+            f"{source}: auth.token_secret: must be at least {MIN_TOKEN_SECRET_CHARS} characters"
+            " (or empty, to have one generated in the data directory)"
+        )
+    url = config.redis.url
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"{source}: redis.url: must start with redis://, rediss:// or unix:// (got {url!r})"
+        )
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Validate TOML text into a `Config`; `source` names it in every error."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as error:
+        path, reason = _describe(error)
+        raise ConfigError(f"{source}: {path}: {reason}") from None
+    _check_rules(config, source)
+    return config
+
+
+def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
+    """Apply the `ENV_OVERRIDES` variables that are set; errors name the variable."""
+    for override in ENV_OVERRIDES:
+        raw = environ.get(override.variable)
+        if raw is None:
+            continue
+        section = config if override.section is None else getattr(config, override.section)
+        field_type = next(f.type for f in msgspec.structs.fields(section) if f.name == override.key)
+        try:
+            value = msgspec.convert(raw, field_type, strict=False)
+        except msgspec.ValidationError as error:
+            _, reason = _describe(error)
+            raise ConfigError(f"environment variable {override.variable}: {reason}") from None
+        section = msgspec.structs.replace(section, **{override.key: value})
+        if override.section is not None:
+            config = msgspec.structs.replace(config, **{override.section: section})
+        else:
+            config = section
+        # The file passed these rules already, so a failure now is this variable's doing.
+        _check_rules(config, f"environment variable {override.variable}")
+    return config
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "chatsvc"
+
+
+def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """--config wins, then CHATSVC_CONFIG, then ./config.toml if present, else none."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_PATH_VARIABLE):
+        return Path(environ[CONFIG_PATH_VARIABLE])
+    candidate = Path.cwd() / DEFAULT_CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_config(
+    explicit_path: str | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Find, read, validate and override the configuration chatsvc runs with."""
+    environ = os.environ if environ is None else environ
+    path = find_config_file(explicit_path, environ)
+    if path is None:
+        config, source, base = Config(), "built-in defaults", Path.cwd()
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
+        config, source, base = parse_config(text, str(path)), str(path), path.resolve().parent
+    file_data_dir = config.data_dir
+    config = apply_environment(config, environ)
+    if config.data_dir != file_data_dir:
+        data_dir = Path(config.data_dir).expanduser().resolve()  # from the environment: cwd
+    elif config.data_dir:
+        data_dir = (base / Path(config.data_dir).expanduser()).resolve()
+    else:
+        data_dir = default_data_dir(environ)
+    return LoadedConfig(config=config, source=source, data_dir=data_dir)

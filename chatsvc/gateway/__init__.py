@@ -1,0 +1,1 @@
+"""The aiohttp gateway: HTTP endpoints and WebSocket sessions over the triage engine."""

@@ -1,0 +1,54 @@
+"""The application factory: routes, shared state and the order things start and stop in.
+
+Start: the Redis link begins connecting in the background (HTTP answers at once; /readyz says
+when the desk can be served). Stop: `on_shutdown` closes every WebSocket with 1012 so clients
+reconnect elsewhere, aiohttp waits for in-flight handlers, then the cleanup context cancels the
+link's task and closes Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from chatsvc.gateway.connections import Connections
+from chatsvc.gateway.health import healthz, readyz
+from chatsvc.gateway.keys import CONNECTIONS, REDIS_LINK, SETTINGS
+from chatsvc.gateway.redis_link import RedisLink
+from chatsvc.gateway.settings import Settings
+from chatsvc.gateway.ws import websocket_handler
+from chatsvc.observability import request_log_middleware
+from chatsvc.protocol.errors import CloseCode
+
+
+async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
+    redis_config = app[SETTINGS].config.redis
+    link = RedisLink(
+        app[SETTINGS].redis_url, redis_config.connect_timeout_s, redis_config.retry_max_backoff_s
+    )
+    app[REDIS_LINK] = link
+    task = asyncio.create_task(link.run(), name="redis-link")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await link.close()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    await app[CONNECTIONS].close_all(CloseCode.SERVICE_RESTART, "service restart")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[request_log_middleware])
+    app[SETTINGS] = settings
+    app[CONNECTIONS] = Connections()
+    app.cleanup_ctx.append(_redis_link_ctx)
+    app.on_shutdown.append(_close_websockets)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/ws", websocket_handler)
+    return app

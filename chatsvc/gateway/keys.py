@@ -1,0 +1,13 @@
+"""Typed application keys: the state the gateway's handlers share through `app[...]`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from chatsvc.gateway.connections import Connections
+from chatsvc.gateway.redis_link import RedisLink
+from chatsvc.gateway.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS_LINK = web.AppKey("redis_link", RedisLink)
+CONNECTIONS = web.AppKey("connections", Connections)

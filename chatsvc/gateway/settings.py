@@ -1,0 +1,14 @@
+"""What the gateway needs to run, resolved from the configuration before the app is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatsvc.config import Config
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: Config
+    redis_url: str  # the configured URL, or the embedded Redis's socket
+    token_secret: str  # from the config, or generated in the data directory

@@ -1,0 +1,125 @@
+"""`chatsvc serve`: one gateway process, from configuration to a clean exit.
+
+Order of start: lock the data directory → resolve the token secret → start the embedded Redis
+if no URL is configured → serve HTTP. Order of stop (SIGTERM or SIGINT): stop accepting → close
+WebSockets with 1012 → wait for in-flight handlers → close Redis → stop the embedded Redis →
+release the lock → exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from chatsvc.config import LoadedConfig
+from chatsvc.datadir import DataDirLock, load_or_create_token_secret
+from chatsvc.embedded_redis import EmbeddedRedis
+from chatsvc.gateway.app import create_app
+from chatsvc.gateway.redis_link import redact_url
+from chatsvc.gateway.settings import Settings
+
+log = structlog.get_logger("chatsvc.server")
+
+EMBEDDED_REDIS_DIR = "redis"
+
+
+def token_secret_for(loaded: LoadedConfig) -> str:
+    return loaded.config.auth.token_secret or load_or_create_token_secret(loaded.data_dir)
+
+
+def run(loaded: LoadedConfig) -> int:
+    """Serve until SIGTERM or SIGINT; the return value is the process exit status."""
+    config = loaded.config
+    lock = DataDirLock(loaded.data_dir)
+    lock.acquire()
+    embedded: EmbeddedRedis | None = None
+    try:
+        secret = token_secret_for(loaded)
+        redis_url = config.redis.url
+        if not redis_url:
+            embedded = EmbeddedRedis(
+                loaded.data_dir / EMBEDDED_REDIS_DIR, binary=config.redis.server_binary
+            )
+            embedded.start()
+            redis_url = embedded.url
+        settings = Settings(config=config, redis_url=redis_url, token_secret=secret)
+        _run_loop(_serve(settings, embedded is not None, loaded))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+        lock.release()
+    log.info("chatsvc_stopped")
+    return 0
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+async def _serve(settings: Settings, embedded: bool, loaded: LoadedConfig) -> None:
+    server = settings.config.server
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        received.append(signum.name)
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    runner = web.AppRunner(
+        create_app(settings),
+        access_log=None,  # the request-log middleware logs every request, with its id
+        handle_signals=False,
+        shutdown_timeout=server.shutdown_timeout_s,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, server.host, server.port)
+        try:
+            await site.start()
+        except OSError as error:
+            raise ServeError(
+                f"cannot listen on {server.host}:{server.port}: {error.strerror}"
+            ) from None
+        port = runner.addresses[0][1]
+        log.info(
+            "chatsvc_listening",
+            url=f"http://{_url_host(server.host)}:{port}",
+            port=port,
+            redis="embedded" if embedded else redact_url(settings.redis_url),
+            config=loaded.source,
+            data_dir=str(loaded.data_dir),
+        )
+        await stop.wait()
+        log.info("chatsvc_stopping", signal=received[0] if received else None)
+    finally:
+        await runner.cleanup()
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+class ServeError(Exception):
+    """The service cannot start for a reason the operator can fix (e.g. the port is taken)."""
+
+
+def fail(message: str) -> int:
+    print(f"chatsvc: {message}", file=sys.stderr)
+    return 1

@@ -1,0 +1,90 @@
+"""Signed access tokens: who is connecting (role and user id) and until when.
+
+HS256 JWTs signed with the desk's shared secret. Pure functions of their arguments (the time is
+passed in), so they are tested without a clock. A token never travels in a URL that reaches a
+log: clients send it in their first WebSocket frame or an Authorization header.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+import jwt
+import msgspec
+
+ALGORITHM = "HS256"
+ISSUER = "chatsvc"
+# Ids appear in Redis keys and logs: keep them short and free of separators and spaces.
+USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # used with fullmatch
+# Gateways' clocks may disagree a little; a token issued this far "in the future" is accepted.
+CLOCK_SKEW_S = 60
+
+
+class Role(StrEnum):
+    PATIENT = "patient"
+    DOCTOR = "doctor"
+    SUPERVISOR = "supervisor"
+
+
+class Claims(msgspec.Struct, frozen=True):
+    role: Role
+    user_id: str
+    expires_at: int  # unix seconds
+    name: str = ""  # display name; doctors and supervisors have one, guest patients do not
+
+
+class TokenError(Exception):
+    """A token is malformed, wrongly signed, expired or names a bad role or user id."""
+
+
+def issue(secret: str, role: Role, user_id: str, now: float, ttl_s: int, name: str = "") -> str:
+    if not USER_ID_PATTERN.fullmatch(user_id):
+        raise TokenError(f"user id must match {USER_ID_PATTERN.pattern}")
+    payload = {
+        "iss": ISSUER,
+        "sub": user_id,
+        "role": role.value,
+        "iat": int(now),
+        "exp": int(now) + ttl_s,
+    }
+    if name:
+        payload["name"] = name
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str, now: float) -> Claims:
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            # Times are judged below against the caller's `now`, not PyJWT's time.time().
+            options={
+                "require": ["exp", "iat", "sub", "iss"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.PyJWTError as error:
+        raise TokenError(f"invalid token: {error}") from None
+    expires_at, issued_at = payload["exp"], payload["iat"]
+    if not all(type(value) is int for value in (expires_at, issued_at)):
+        raise TokenError("token times must be whole seconds")
+    if expires_at <= now:
+        raise TokenError("token expired")
+    if issued_at > now + CLOCK_SKEW_S:
+        raise TokenError("token issued in the future")
+    try:
+        role = Role(payload.get("role"))
+    except ValueError:
+        raise TokenError("token names no known role") from None
+    user_id = payload["sub"]
+    if not isinstance(user_id, str) or not USER_ID_PATTERN.fullmatch(user_id):
+        raise TokenError("token names a malformed user id")
+    name = payload.get("name", "")
+    if not isinstance(name, str):
+        raise TokenError("token names a malformed display name")
+    return Claims(role=role, user_id=user_id, expires_at=expires_at, name=name)

@@ -1,0 +1,220 @@
+"""Each configuration rule and each environment variable, on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatsvc.config import (
+    ENV_OVERRIDES,
+    Config,
+    ConfigError,
+    apply_environment,
+    find_config_file,
+    load_config,
+    parse_config,
+)
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.toml"
+
+
+def test_shipped_config_toml_equals_the_built_in_defaults() -> None:
+    shipped = parse_config(REPO_CONFIG.read_text(encoding="utf-8"), str(REPO_CONFIG))
+    assert shipped.data_dir == "data"
+    assert Config(data_dir="data") == shipped
+
+
+def test_shipped_config_has_the_three_departments_and_no_usable_secret() -> None:
+    shipped = parse_config(REPO_CONFIG.read_text(encoding="utf-8"), str(REPO_CONFIG))
+    assert [d.id for d in shipped.departments] == ["general", "paediatrics", "psych"]
+    assert {d.routing for d in shipped.departments} == {"pull", "push"}
+    assert shipped.auth.token_secret == ""
+
+
+def test_empty_file_gives_defaults() -> None:
+    assert parse_config("", "c.toml") == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("prot = 1", "c.toml: prot: unknown key"),
+        ("[server]\nprot = 8080", "c.toml: server.prot: unknown key"),
+        ("[sever]\nport = 8080", "c.toml: sever: unknown key"),
+        (
+            "[[departments]]\nid = 'a'\nname = 'A'\nroute = 'pull'",
+            "departments[0].route: unknown key",
+        ),
+    ],
+)
+def test_unknown_key_is_refused_and_named(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match="unknown key") as caught:
+        parse_config(text, "c.toml")
+    assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[server]\nport = "8080"', "server.port", "expected `int`, got `str`"),
+        ("[server]\nport = 70000", "server.port", "<= 65535"),
+        ("[server]\nport = -1", "server.port", ">= 0"),
+        ("[server]\nhost = 1", "server.host", "expected `str`"),
+        ("[server]\nshutdown_timeout_s = 0", "server.shutdown_timeout_s", "> 0"),
+        ("[redis]\nconnect_timeout_s = -2.0", "redis.connect_timeout_s", "> 0"),
+        ("[auth]\ntoken_ttl_s = 0", "auth.token_ttl_s", ">= 1"),
+        ("[limits]\nmax_frame_bytes = 0", "limits.max_frame_bytes", ">= 1"),
+        ("[log]\nlevel = 'loud'", "log.level", "invalid enum value 'loud'"),
+        ("[log]\nformat = 'xml'", "log.format", "invalid enum value 'xml'"),
+        ("data_dir = 3", "data_dir", "expected `str`"),
+        ("[[departments]]\nid = 'A B'\nname = 'x'", "departments[0].id", "matching regex"),
+        ("[[departments]]\nid = 'a'\nname = ''", "departments[0].name", "length >= 1"),
+        ("[[departments]]\nid = 'a'\nname = 'A'\nrouting = 'rr'", "departments[0].routing", "'rr'"),
+        (
+            "[[departments]]\nid = 'a'\nname = 'A'\nmax_wait_s = 0",
+            "departments[0].max_wait_s",
+            ">= 1",
+        ),
+        ("[[departments]]\nname = 'A'", "departments[0]", "missing required field `id`"),
+    ],
+)
+def test_wrong_type_or_value_is_refused_and_names_the_key(text: str, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.toml")
+    message = str(caught.value)
+    assert message.startswith(f"c.toml: {key}"), message
+    assert reason in message
+
+
+def test_duplicate_department_ids_are_refused() -> None:
+    text = "[[departments]]\nid = 'a'\nname = 'A'\n[[departments]]\nid = 'a'\nname = 'B'\n"
+    with pytest.raises(ConfigError, match=r"departments\[1\]\.id: duplicate department id 'a'"):
+        parse_config(text, "c.toml")
+
+
+def test_an_empty_department_list_is_refused() -> None:
+    with pytest.raises(ConfigError, match="at least one"):
+        parse_config("departments = []", "c.toml")
+
+
+def test_configured_departments_replace_the_defaults() -> None:
+    config = parse_config("[[departments]]\nid = 'derm'\nname = 'Dermatology'\n", "c.toml")
+    assert [(d.id, d.routing, d.max_wait_s) for d in config.departments] == [("derm", "pull", 1800)]
+
+
+def test_a_short_token_secret_is_refused() -> None:
+    with pytest.raises(ConfigError, match="auth.token_secret: must be at least 32"):
+        parse_config("[auth]\ntoken_secret = 'changeme'", "c.toml")
+
+
+def test_a_redis_url_of_another_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match="redis.url: must start with"):
+        parse_config("[redis]\nurl = 'http://localhost:6379'", "c.toml")
+
+
+def test_invalid_toml_names_the_file() -> None:
+    with pytest.raises(ConfigError, match="c.toml: not valid TOML"):
+        parse_config("[server\nport = 1", "c.toml")
+
+
+GOOD_VALUES = {
+    "CHATSVC_SERVER_HOST": ("0.0.0.0", lambda c: c.server.host, "0.0.0.0"),
+    "CHATSVC_SERVER_PORT": ("9090", lambda c: c.server.port, 9090),
+    "CHATSVC_REDIS_URL": (
+        "redis://10.0.0.5:6380/2",
+        lambda c: c.redis.url,
+        "redis://10.0.0.5:6380/2",
+    ),
+    "CHATSVC_DATA_DIR": ("/srv/chatsvc", lambda c: c.data_dir, "/srv/chatsvc"),
+    "CHATSVC_AUTH_TOKEN_SECRET": ("s" * 40, lambda c: c.auth.token_secret, "s" * 40),
+    "CHATSVC_AUTH_TOKEN_TTL_S": ("600", lambda c: c.auth.token_ttl_s, 600),
+    "CHATSVC_LOG_LEVEL": ("debug", lambda c: c.log.level, "debug"),
+    "CHATSVC_LOG_FORMAT": ("json", lambda c: c.log.format, "json"),
+}
+
+BAD_VALUES = {
+    "CHATSVC_SERVER_HOST": None,  # any string is a host name to try
+    "CHATSVC_SERVER_PORT": "eighty",
+    "CHATSVC_REDIS_URL": "localhost:6379",
+    "CHATSVC_DATA_DIR": None,  # any string is a path
+    "CHATSVC_AUTH_TOKEN_SECRET": "short",
+    "CHATSVC_AUTH_TOKEN_TTL_S": "-5",
+    "CHATSVC_LOG_LEVEL": "verbose",
+    "CHATSVC_LOG_FORMAT": "xml",
+}
+
+
+def test_every_documented_variable_has_a_test() -> None:
+    assert {o.variable for o in ENV_OVERRIDES} == set(GOOD_VALUES) == set(BAD_VALUES)
+
+
+@pytest.mark.parametrize("variable", sorted(GOOD_VALUES))
+def test_environment_variable_overrides_its_key(variable: str) -> None:
+    raw, read, expected = GOOD_VALUES[variable]
+    config = apply_environment(Config(), {variable: raw})
+    assert read(config) == expected
+    assert read(Config()) != expected
+
+
+@pytest.mark.parametrize("variable", sorted(v for v, bad in BAD_VALUES.items() if bad))
+def test_bad_environment_value_names_the_variable(variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        apply_environment(Config(), {variable: str(BAD_VALUES[variable])})
+    assert str(caught.value).startswith(f"environment variable {variable}: ")
+
+
+def test_bad_environment_port_names_the_variable_exactly() -> None:
+    with pytest.raises(
+        ConfigError, match="^environment variable CHATSVC_SERVER_PORT: expected `int`"
+    ):
+        apply_environment(Config(), {"CHATSVC_SERVER_PORT": "eighty"})
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[server]\nport = 8000\n", encoding="utf-8")
+    loaded = load_config(str(path), {"CHATSVC_SERVER_PORT": "8001"})
+    assert loaded.config.server.port == 8001
+    assert loaded.source == str(path)
+
+
+def test_relative_data_dir_is_taken_from_the_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    path = tmp_path / "etc" / "c.toml"
+    path.write_text('data_dir = "../var/chatsvc"\n', encoding="utf-8")
+    loaded = load_config(str(path), {})
+    assert loaded.data_dir == (tmp_path / "var" / "chatsvc").resolve()
+
+
+def test_data_dir_from_the_environment_is_taken_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    loaded = load_config(None, {"CHATSVC_DATA_DIR": "state"})
+    assert loaded.data_dir == (tmp_path / "state").resolve()
+
+
+def test_empty_data_dir_defaults_to_xdg_data_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    loaded = load_config(None, {"XDG_DATA_HOME": "/xdg"})
+    assert loaded.source == "built-in defaults"
+    assert loaded.data_dir == Path("/xdg/chatsvc")
+
+
+def test_config_file_is_found_by_flag_then_variable_then_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert find_config_file(None, {}) is None
+    (tmp_path / "config.toml").write_text("", encoding="utf-8")
+    assert find_config_file(None, {}) == tmp_path / "config.toml"
+    assert find_config_file(None, {"CHATSVC_CONFIG": "/etc/c.toml"}) == Path("/etc/c.toml")
+    assert find_config_file("/x.toml", {"CHATSVC_CONFIG": "/etc/c.toml"}) == Path("/x.toml")
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope.toml: cannot read the config file"):
+        load_config(str(tmp_path / "nope.toml"), {})

@@ -1,0 +1,53 @@
+"""Loads the engine's Lua scripts (`triage/lua/*.lua`) and runs them by SHA.
+
+Each script is read once and registered with redis-py, which sends EVALSHA and, after a Redis
+restart has emptied the script cache (NOSCRIPT), loads it again by itself. `load_all` also
+loads them up front so that readiness means "every script is in Redis".
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+SCRIPT_DIR = resources.files("triage") / "lua"
+
+
+def script_names() -> list[str]:
+    return sorted(
+        entry.name.removesuffix(".lua")
+        for entry in SCRIPT_DIR.iterdir()
+        if entry.name.endswith(".lua")
+    )
+
+
+def script_source(name: str) -> str:
+    return SCRIPT_DIR.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Scripts:
+    """Every script of the engine, registered on one client."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(script_source(name)) for name in script_names()
+        }
+
+    def __getitem__(self, name: str) -> AsyncScript:
+        return self._scripts[name]
+
+    def __len__(self) -> int:
+        return len(self._scripts)
+
+    async def load_all(self) -> None:
+        """SCRIPT LOAD each script (idempotent), so none is missing when the first call comes."""
+        for script in self._scripts.values():
+            await self._client.script_load(script.script)
+
+    async def all_loaded(self) -> bool:
+        shas = [script.sha for script in self._scripts.values()]
+        present = await self._client.script_exists(*shas)
+        return all(present)
