@@ -77,6 +77,9 @@ def verify(secret: str, token: str, now: float) -> Claims:
         raise TokenError("token expired")
     if issued_at > now + CLOCK_SKEW_S:
         raise TokenError("token issued in the future")
+    not_before = payload.get("nbf", issued_at)
+    if type(not_before) is not int or not_before > now + CLOCK_SKEW_S:
+        raise TokenError("token not valid yet")
     try:
         role = Role(payload.get("role"))
     except ValueError:

@@ -11,7 +11,7 @@ from enum import StrEnum
 import msgspec
 
 from chatsvc.protocol.errors import ErrorCode, ProtocolError
-from chatsvc.protocol.frames import Inbound, Outbound
+from chatsvc.protocol.frames import MAX_FRAME_ID_CHARS, Inbound, Outbound
 
 
 class Encoding(StrEnum):
@@ -29,7 +29,8 @@ _MSGPACK_LOOSE = msgspec.msgpack.Decoder()
 _JSON_OUT = msgspec.json.Encoder()
 # What hostile bytes can make a decoder raise: malformed input, strings that are not UTF-8,
 # and nesting deep enough to exhaust the recursion limit.
-_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+# TypeError and UnicodeEncodeError: text handed to the msgpack decoder, lone surrogates in text.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeError, RecursionError, TypeError)
 _MSGPACK_OUT = msgspec.msgpack.Encoder()
 
 
@@ -40,7 +41,7 @@ def _frame_id(data: bytes | str, encoding: Encoding) -> str | None:
     except _UNDECODABLE:
         return None
     if isinstance(loose, dict) and isinstance(loose.get("id"), str):
-        return loose["id"][:128]
+        return loose["id"][:MAX_FRAME_ID_CHARS]
     return None
 
 

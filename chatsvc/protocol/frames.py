@@ -5,12 +5,16 @@ Client frames may carry an `id`; every reply and error refers to it as `ref`.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from chatsvc.protocol.errors import ErrorCode
 
 PROTOCOL_VERSION = 1
-FrameId = str | None
+# Ids are echoed back in every reply; a bound keeps a client from making us echo megabytes.
+MAX_FRAME_ID_CHARS = 128
+FrameId = Annotated[str, msgspec.Meta(max_length=MAX_FRAME_ID_CHARS)] | None
 
 
 class Frame(

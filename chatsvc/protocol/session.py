@@ -77,6 +77,8 @@ class Session:
 
     def reject(self, error: ProtocolError) -> list[Effect]:
         """A frame that could not be decoded: before hello it ends the connection."""
+        if self.state is State.CLOSED:
+            return []
         if self.state is State.AWAITING_HELLO:
             return self._fail_auth(error)
         return [error_reply(error)]

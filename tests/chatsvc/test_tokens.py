@@ -1,0 +1,312 @@
+"""Access tokens: what `issue` signs, `verify` gives back, and every token `verify` must refuse.
+
+Pure calls with an explicit `now`; tokens that `issue` cannot make are crafted with PyJWT and
+the same secret, so each refusal is down to the claim under test, not to the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import jwt
+import pytest
+
+from chatsvc import tokens
+from chatsvc.tokens import Claims, Role, TokenError
+
+# 64 bytes: PyJWT warns about HMAC keys shorter than the hash, and HS512 is tried below.
+SECRET = "unit-test-secret-" + "s" * 47
+OTHER_SECRET = "another-secret-" + "o" * 49
+# A fixed instant in the past; `verify` never reads the wall clock (tested below).
+NOW = 1_700_000_000.0
+TTL_S = 600
+EXPIRES_AT = int(NOW) + TTL_S
+
+
+def claims_payload(**overrides: Any) -> dict[str, Any]:
+    """The payload `issue` would sign for a doctor, with `overrides` applied (None deletes)."""
+    payload: dict[str, Any] = {
+        "iss": tokens.ISSUER,
+        "sub": "dr.house",
+        "role": Role.DOCTOR.value,
+        "iat": int(NOW),
+        "exp": EXPIRES_AT,
+    }
+    for key, value in overrides.items():
+        if value is None:
+            payload.pop(key, None)
+        else:
+            payload[key] = value
+    return payload
+
+
+def crafted(**overrides: Any) -> str:
+    return jwt.encode(claims_payload(**overrides), SECRET, algorithm=tokens.ALGORITHM)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# Round trip
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_issued_token_verifies_to_its_role_user_id_name_and_expiry(role: Role) -> None:
+    token = tokens.issue(SECRET, role, "user_1.x@desk-2", now=NOW, ttl_s=TTL_S, name="Dr. Ana")
+
+    claims = tokens.verify(SECRET, token, now=NOW + 1)
+
+    assert claims == Claims(
+        role=role, user_id="user_1.x@desk-2", expires_at=EXPIRES_AT, name="Dr. Ana"
+    )
+    assert isinstance(claims.role, Role)
+
+
+def signed_payload(token: str) -> dict[str, Any]:
+    """The payload of `token` after checking its HS256 signature, ignoring the wall clock."""
+    return jwt.decode(
+        token, SECRET, algorithms=["HS256"], issuer="chatsvc", options={"verify_exp": False}
+    )
+
+
+def test_token_issued_without_name_verifies_to_empty_name() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "guest-42", now=NOW, ttl_s=TTL_S)
+
+    claims = tokens.verify(SECRET, token, now=NOW)
+
+    assert claims.name == ""
+    assert "name" not in signed_payload(token)
+
+
+def test_fractional_now_is_truncated_to_whole_seconds_in_expiry() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW + 0.9, ttl_s=TTL_S)
+
+    assert tokens.verify(SECRET, token, now=NOW).expires_at == EXPIRES_AT
+
+
+def test_issued_token_is_hs256_signed_by_chatsvc() -> None:
+    token = tokens.issue(SECRET, Role.SUPERVISOR, "sup1", now=NOW, ttl_s=TTL_S)
+
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    assert signed_payload(token) == {
+        "iss": "chatsvc",
+        "sub": "sup1",
+        "role": "supervisor",
+        "iat": int(NOW),
+        "exp": EXPIRES_AT,
+    }
+
+
+# Expiry, judged against the caller's `now`
+
+
+def test_token_is_valid_until_the_second_before_expiry() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
+
+    assert tokens.verify(SECRET, token, now=EXPIRES_AT - 0.001).expires_at == EXPIRES_AT
+
+
+@pytest.mark.parametrize("now", [EXPIRES_AT, EXPIRES_AT + 0.5, EXPIRES_AT + 86_400])
+def test_token_at_or_after_expiry_is_refused(now: float) -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
+
+    with pytest.raises(TokenError, match="expired"):
+        tokens.verify(SECRET, token, now=now)
+
+
+def test_token_issued_with_zero_ttl_is_already_expired() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=0)
+
+    with pytest.raises(TokenError, match="expired"):
+        tokens.verify(SECRET, token, now=NOW)
+
+
+# Signature and algorithm
+
+
+def test_token_signed_with_another_secret_is_refused() -> None:
+    token = tokens.issue(OTHER_SECRET, Role.DOCTOR, "dr.house", now=NOW, ttl_s=TTL_S)
+
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, token, now=NOW)
+
+
+def test_token_with_tampered_payload_is_refused() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
+    header, payload, signature = token.split(".")
+    claims = json.loads(b64url_decode(payload))
+    claims["role"] = Role.SUPERVISOR.value
+    forged = ".".join([header, b64url(json.dumps(claims).encode()), signature])
+
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, forged, now=NOW)
+
+
+def test_token_with_tampered_signature_is_refused() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
+    header, payload, signature = token.split(".")
+    flipped = ("B" if signature[0] == "A" else "A") + signature[1:]
+
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, f"{header}.{payload}.{flipped}", now=NOW)
+
+
+def test_unsigned_token_with_alg_none_is_refused() -> None:
+    token = jwt.encode(claims_payload(), None, algorithm="none")
+    assert jwt.get_unverified_header(token)["alg"] == "none"
+
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, token, now=NOW)
+
+
+def test_hand_built_alg_none_token_with_empty_signature_is_refused() -> None:
+    header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    payload = b64url(json.dumps(claims_payload()).encode())
+
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, f"{header}.{payload}.", now=NOW)
+
+
+@pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
+def test_token_signed_with_another_hmac_algorithm_and_the_same_secret_is_refused(
+    algorithm: str,
+) -> None:
+    token = jwt.encode(claims_payload(), SECRET, algorithm=algorithm)
+
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, token, now=NOW)
+
+
+@pytest.mark.parametrize("garbage", ["", "not-a-token", "a.b.c", "..", "Bearer x.y.z"])
+def test_string_that_is_not_a_jwt_is_refused(garbage: str) -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, garbage, now=NOW)
+
+
+def test_crafted_token_with_valid_claims_is_accepted() -> None:
+    # The control for the crafted refusals below: only the overridden claim makes them fail.
+    assert tokens.verify(SECRET, crafted(), now=NOW) == Claims(
+        role=Role.DOCTOR, user_id="dr.house", expires_at=EXPIRES_AT
+    )
+
+
+# Claims
+
+
+@pytest.mark.parametrize("role", ["admin", "", "Doctor", 1, ["doctor"], {"r": "doctor"}])
+def test_token_with_unknown_role_is_refused(role: object) -> None:
+    with pytest.raises(TokenError, match="role"):
+        tokens.verify(SECRET, crafted(role=role), now=NOW)
+
+
+@pytest.mark.parametrize("claim", ["role", "exp", "iat", "sub", "iss"])
+def test_token_missing_a_claim_is_refused(claim: str) -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, crafted(**{claim: None}), now=NOW)
+
+
+def test_token_from_another_issuer_is_refused() -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, crafted(iss="someone-else"), now=NOW)
+
+
+MALFORMED_USER_IDS = ["", "a b", "a:b", "a/b", "a{b}", "x" * 65, "émile", "a\tb", "\nabc"]
+
+
+@pytest.mark.parametrize("user_id", MALFORMED_USER_IDS)
+def test_issue_refuses_malformed_user_id(user_id: str) -> None:
+    with pytest.raises(TokenError, match="user id"):
+        tokens.issue(SECRET, Role.PATIENT, user_id, now=NOW, ttl_s=TTL_S)
+
+
+@pytest.mark.parametrize("user_id", MALFORMED_USER_IDS)
+def test_verify_refuses_correctly_signed_token_with_malformed_user_id(user_id: str) -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, crafted(sub=user_id), now=NOW)
+
+
+@pytest.mark.parametrize("sub", [42, ["p1"], {"id": "p1"}])
+def test_verify_refuses_token_whose_user_id_is_not_a_string(sub: object) -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, crafted(sub=sub), now=NOW)
+
+
+def test_user_id_of_64_characters_is_accepted() -> None:
+    user_id = "u" * 64
+    token = tokens.issue(SECRET, Role.PATIENT, user_id, now=NOW, ttl_s=TTL_S)
+
+    assert tokens.verify(SECRET, token, now=NOW).user_id == user_id
+
+
+# Trailing newlines: `$` in a pattern would match before one, so ids are checked in full.
+
+
+def test_issue_refuses_user_id_with_trailing_newline() -> None:
+    with pytest.raises(TokenError, match="user id"):
+        tokens.issue(SECRET, Role.PATIENT, "p1\n", now=NOW, ttl_s=TTL_S)
+
+
+def test_verify_refuses_user_id_with_trailing_newline() -> None:
+    with pytest.raises(TokenError, match="user id"):
+        tokens.verify(SECRET, crafted(sub="p1\n"), now=NOW)
+
+
+@pytest.mark.parametrize("name", [42, ["Dr"], {"first": "Ana"}])
+def test_verify_refuses_display_name_that_is_not_a_string(name: object) -> None:
+    with pytest.raises(TokenError, match="name"):
+        tokens.verify(SECRET, crafted(name=name), now=NOW)
+
+
+# Times: whole seconds, judged against the caller's `now` and never the wall clock
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"exp": "tomorrow"},
+        {"exp": [EXPIRES_AT]},
+        {"exp": float(EXPIRES_AT)},
+        {"exp": True},
+        {"iat": float(NOW)},
+    ],
+)
+def test_verify_refuses_times_that_are_not_whole_seconds_with_token_error(
+    times: dict[str, object],
+) -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, crafted(**times), now=NOW)
+
+
+def test_verify_judges_issue_time_by_the_callers_clock_not_the_wall_clock() -> None:
+    future = 4_000_000_000.0  # 2096: ahead of the wall clock while this suite is alive
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=future, ttl_s=TTL_S)
+
+    assert tokens.verify(SECRET, token, now=future + 1).user_id == "p1"
+
+
+def test_verify_judges_expiry_by_the_callers_clock_not_the_wall_clock() -> None:
+    future = 4_000_000_000.0
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=future, ttl_s=TTL_S)
+
+    with pytest.raises(TokenError, match="expired"):
+        tokens.verify(SECRET, token, now=future + TTL_S)
+
+
+def test_token_issued_up_to_the_allowed_clock_skew_ahead_is_accepted() -> None:
+    token = crafted(iat=int(NOW) + tokens.CLOCK_SKEW_S)
+
+    assert tokens.verify(SECRET, token, now=NOW).user_id == "dr.house"
+
+
+def test_token_issued_beyond_the_allowed_clock_skew_ahead_is_refused() -> None:
+    token = crafted(iat=int(NOW) + tokens.CLOCK_SKEW_S + 1)
+
+    with pytest.raises(TokenError, match="future"):
+        tokens.verify(SECRET, token, now=NOW)
