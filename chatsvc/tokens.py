@@ -2,7 +2,7 @@
 
 HS256 JWTs signed with the desk's shared secret. Pure functions of their arguments (the time is
 passed in), so they are tested without a clock. A token never travels in a URL that reaches a
-log: clients send it in their first WebSocket frame or an Authorization header.
+log: clients send it in their first WebSocket frame.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ class RedisLink:
             # are idempotent by request id, so a retried write cannot apply twice.
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
             health_check_interval=30,
+            decode_responses=True,
         )
         self.scripts = Scripts(self.client)
         self.state = LinkState.CONNECTING

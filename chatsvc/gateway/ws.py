@@ -53,7 +53,8 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     finally:
         connections.discard(ws)
         role = session.claims.role.value if session.claims else None
-        bound.info("ws_closed", role=role, close_code=ws.close_code)
+        code = None if ws.close_code is None else int(ws.close_code)
+        bound.info("ws_closed", role=role, close_code=code)
     return ws
 
 

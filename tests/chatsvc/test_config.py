@@ -218,3 +218,10 @@ def test_config_file_is_found_by_flag_then_variable_then_working_directory(
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope.toml: cannot read the config file"):
         load_config(str(tmp_path / "nope.toml"), {})
+
+
+def test_an_empty_data_dir_variable_leaves_the_file_setting(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('data_dir = "state"\n', encoding="utf-8")
+    loaded = load_config(str(path), {"CHATSVC_DATA_DIR": ""})
+    assert loaded.data_dir == (tmp_path / "state").resolve()

