@@ -6,12 +6,14 @@ schema so an old gateway never misreads a newer desk.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from triage import keys
 from triage.errors import SchemaMismatch
+from triage.models import DepartmentRules
 from triage.scripts import Scripts
 
 # Bumped whenever the key layout or a stored record's fields change incompatibly.
@@ -24,9 +26,13 @@ class DeskInfo:
     created_ms: int
 
 
-async def init_desk(client: Redis, scripts: Scripts) -> DeskInfo:
+async def init_desk(
+    client: Redis, scripts: Scripts, departments: Sequence[DepartmentRules] = ()
+) -> DeskInfo:
+    """Stamp the desk and record each department's routing (scripts read it from Redis)."""
+    routing = [value for d in departments for value in (d.id, d.routing.value)]
     stored, created_ms = await scripts["desk_init"](
-        keys=[keys.desk_meta()], args=[SCHEMA_VERSION], client=client
+        keys=[keys.desk_meta()], args=[SCHEMA_VERSION, *routing], client=client
     )
     if int(stored) > SCHEMA_VERSION:
         raise SchemaMismatch(stored=int(stored), supported=SCHEMA_VERSION)

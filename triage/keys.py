@@ -1,17 +1,126 @@
 """Every Redis key name chatsvc uses, built in one place.
 
-A desk's triage state shares the hash tag `{desk}` so that every matching script touches one
-Redis Cluster slot. Keys are built only by the functions here; each says why it has no TTL when
-it has none.
+Two families, chosen for Redis Cluster:
+- Desk state (queues, tickets, doctors, consultation records, timers, events, counters) shares
+  the hash tag `{desk}`, so every matching script touches one slot. A desk matches a few hundred
+  patients a second at surge, orders of magnitude below one shard's capacity.
+- A consultation's transcript (stream, meta with epoch/seq/participants, dedup map) is tagged
+  `{c:<id>}`, so transcripts, the bulk of the data and traffic, spread across slots.
+
+Keys are built only here. Each function says when its key expires, or why it never does.
 """
 
 from __future__ import annotations
 
 PREFIX = "chatsvc"
-# The hash tag every desk-wide key carries (one Cluster slot for all matching).
 DESK_TAG = "{desk}"
+_DESK = f"{PREFIX}:{DESK_TAG}"
 
 
 def desk_meta() -> str:
-    """Hash: schema_version, created_ms. No TTL: it identifies the desk's data for its life."""
-    return f"{PREFIX}:{DESK_TAG}:meta"
+    """Hash: schema_version, created_ms, arrivals (the desk-wide arrival counter). Never
+    expires: it identifies the desk's data for its life."""
+    return f"{_DESK}:meta"
+
+
+def queue(department: str) -> str:
+    """Sorted set of waiting ticket ids, scored by place. Never expires: it lives as long as
+    the department; empty sets vanish by themselves."""
+    return f"{_DESK}:queue:{department}"
+
+
+def ticket(ticket_id: str) -> str:
+    """Hash: one patient's wait. Expires `retention` after it leaves the queue."""
+    return f"{_DESK}:ticket:{ticket_id}"
+
+
+def patient(patient_id: str) -> str:
+    """Hash: the patient's open ticket and consultation. Deleted when both are closed."""
+    return f"{_DESK}:patient:{patient_id}"
+
+
+def doctor(doctor_id: str) -> str:
+    """Hash: profile, status, active count, idle-since, alive-until. Never expires: a doctor's
+    profile outlives their shifts (status says whether they are on duty)."""
+    return f"{_DESK}:doctor:{doctor_id}"
+
+
+def doctor_consultations(doctor_id: str) -> str:
+    """Set of the doctor's open consultation ids. Empty sets vanish by themselves."""
+    return f"{_DESK}:doctor:{doctor_id}:consultations"
+
+
+def available(department: str) -> str:
+    """Sorted set of available doctors with a free slot, scored by load then idle time (push
+    routing picks the lowest). Empty sets vanish by themselves."""
+    return f"{_DESK}:available:{department}"
+
+
+def serving(department: str) -> str:
+    """Set of doctors on duty (available or away) in a department, for ETA. Kept in step with
+    status; empty sets vanish by themselves."""
+    return f"{_DESK}:serving:{department}"
+
+
+def consultation(consultation_id: str) -> str:
+    """Hash: the consultation record. Expires `retention` after it ends."""
+    return f"{_DESK}:consultation:{consultation_id}"
+
+
+def departments() -> str:
+    """Hash: department id -> routing, written at every gateway start. Never expires."""
+    return f"{_DESK}:departments"
+
+
+def timers() -> str:
+    """Sorted set of pending deadlines ('kind|id|token' scored by ms). Never expires: fired
+    and cancelled members are removed one by one."""
+    return f"{_DESK}:timers"
+
+
+def events() -> str:
+    """Stream of state changes for gateways; capped by MAXLEN and trimmed behind groups."""
+    return f"{_DESK}:events"
+
+
+def idempotency(request_id: str) -> str:
+    """String: the first result of a mutating call, replayed on a retry. Expires after a day."""
+    return f"{_DESK}:idem:{request_id}"
+
+
+def stats(department: str) -> str:
+    """Hash of exact desk counters per department (joins, matches, abandons, waits). Never
+    expires: totals since the desk began."""
+    return f"{_DESK}:stats:{department}"
+
+
+def matches(department: str) -> str:
+    """Sorted set of recent matches (ticket id scored by ms) for the service rate behind ETAs.
+    Trimmed to the ETA window by the scripts that add to it."""
+    return f"{_DESK}:matches:{department}"
+
+
+def transcript_tag(consultation_id: str) -> str:
+    return f"{{c:{consultation_id}}}"
+
+
+def transcript_stream(consultation_id: str) -> str:
+    """Stream of messages, entry id `<seq>-0`. Expires `hot retention` after the end."""
+    return f"{PREFIX}:{transcript_tag(consultation_id)}:stream"
+
+
+def transcript_meta(consultation_id: str) -> str:
+    """Hash: epoch, seq, closed, and `p:<user>` = role for each participant. Expires with the
+    stream."""
+    return f"{PREFIX}:{transcript_tag(consultation_id)}:meta"
+
+
+def transcript_dedup(consultation_id: str) -> str:
+    """Hash: (sender, client_msg_id) -> seq, so a retried send is stored once. Expires with the
+    stream."""
+    return f"{PREFIX}:{transcript_tag(consultation_id)}:dedup"
+
+
+def transcript_channel(consultation_id: str) -> str:
+    """Pub/sub channel announcing `epoch:seq` of each new message (a hint, not the truth)."""
+    return f"{PREFIX}:{transcript_tag(consultation_id)}:notify"

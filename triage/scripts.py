@@ -24,7 +24,23 @@ def script_names() -> list[str]:
 
 
 def script_source(name: str) -> str:
+    """The script as written in its file."""
     return SCRIPT_DIR.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _library() -> str:
+    """`lua/lib/*.lua`: shared local functions, in name order."""
+    parts = sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in (SCRIPT_DIR / "lib").iterdir()
+        if entry.name.endswith(".lua")
+    )
+    return "\n".join(text for _, text in parts)
+
+
+def loadable_source(name: str) -> str:
+    """What Redis runs: the shared library, then the script."""
+    return f"{_library()}\n{script_source(name)}"
 
 
 class Scripts:
@@ -33,7 +49,7 @@ class Scripts:
     def __init__(self, client: Redis) -> None:
         self._client = client
         self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(script_source(name)) for name in script_names()
+            name: client.register_script(loadable_source(name)) for name in script_names()
         }
 
     def __getitem__(self, name: str) -> AsyncScript:

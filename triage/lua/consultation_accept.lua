@@ -1,0 +1,35 @@
+-- consultation_accept: a doctor accepts a consultation offered to them (push routing or a
+-- transfer to them by name); it becomes active.
+--
+-- Refused when the consultation is not offered to this doctor (not_offered), e.g. because the
+-- accept deadline fired first and the ticket went back to the queue. Returns {'ok',
+-- consultation_id, ticket_id, patient_id, dept, waited_ms}.
+local meta_key = KEYS[1]
+local now_override = ARGV[1]
+local request_id = ARGV[2]
+local idem_ttl_s = tonumber(ARGV[3])
+local events_maxlen = tonumber(ARGV[4])
+local doctor_id = ARGV[5]
+local consultation_id = ARGV[6]
+local accept_ms = tonumber(ARGV[7])
+local id_seed = ARGV[8]
+
+local P = desk_prefix(meta_key)
+local now = now_ms(now_override)
+local idem = request_id ~= '' and dk(P, 'idem', 'accept', request_id) or ''
+local prior = replayed(idem)
+if prior then
+  return prior
+end
+
+local con = hgetall(dk(P, 'consultation', consultation_id))
+if con.state ~= 'offered' or con.doctor ~= doctor_id then
+  return remember(idem, idem_ttl_s, fail('not_offered', con.state or 'unknown'))
+end
+if tonumber(con.accept_deadline) <= now then
+  -- The deadline passed but the sweep has not run: the timeout wins, as if it had.
+  fire_accept_timeout(P, consultation_id, now, events_maxlen, accept_ms, id_seed)
+  return remember(idem, idem_ttl_s, fail('not_offered', 'expired'))
+end
+local waited = activate(P, consultation_id, doctor_id, now, events_maxlen)
+return remember(idem, idem_ttl_s, {'ok', consultation_id, con.ticket, con.patient, con.dept, waited})

@@ -1,0 +1,314 @@
+-- desk: the state transitions shared by the desk scripts (queues, doctors, consultations).
+-- Defines functions only; it reads no KEYS or ARGV. Every desk key lives in the `{desk}` hash
+-- slot: names are built from the prefix of the meta key, mirroring triage/keys.py.
+
+-- Emergencies sort ahead of any join time minus any head start (ms since 1970 are ~1.8e12).
+local EMERGENCY_OFFSET_MS = 10000000000000
+-- Doctors in `available:<dept>` score load * this + last assignment time: fewer active
+-- consultations first, then the one who has waited longest since their last patient.
+local LOAD_WEIGHT = 10000000000000
+-- Matches older than this are dropped from `matches:<dept>`: the longest ETA window allowed.
+local MATCH_HISTORY_MS = 3600000
+
+local function desk_prefix(meta_key)
+  return string.sub(meta_key, 1, #meta_key - #':meta')
+end
+
+local function dk(P, ...)
+  return P .. ':' .. table.concat({...}, ':')
+end
+
+local function split(csv)
+  local out = {}
+  if csv == nil or csv == '' then
+    return out
+  end
+  for part in string.gmatch(csv, '[^,]+') do
+    out[#out + 1] = part
+  end
+  return out
+end
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  local out = {}
+  for i = 1, #flat, 2 do
+    out[flat[i]] = flat[i + 1]
+  end
+  return out
+end
+
+local function emit(P, maxlen, kind, fields)
+  local args = {'XADD', dk(P, 'events'), 'MAXLEN', '~', maxlen, '*', 'type', kind}
+  for name, value in pairs(fields) do
+    args[#args + 1] = name
+    args[#args + 1] = tostring(value)
+  end
+  redis.call(unpack(args))
+end
+
+local function place_of(join_ms, urgency, head_start_ms)
+  if urgency == 'emergency' then
+    return join_ms - EMERGENCY_OFFSET_MS
+  end
+  return join_ms - head_start_ms
+end
+
+local function routing_of(P, dept)
+  return redis.call('HGET', dk(P, 'departments'), dept)
+end
+
+local function count(P, dept, field, by)
+  redis.call('HINCRBY', dk(P, 'stats', dept), field, by or 1)
+end
+
+-- Put a doctor in or out of each department's available set, from their stored state.
+local function refresh_doctor(P, did, now)
+  local doc = hgetall(dk(P, 'doctor', did))
+  local active = tonumber(doc.active or '0')
+  local capacity = tonumber(doc.capacity or '0')
+  local alive = tonumber(doc.alive_until or '0') > now
+  local on_duty = doc.status == 'available' or doc.status == 'away'
+  for _, dept in ipairs(split(doc.departments)) do
+    if doc.status == 'available' and alive and active < capacity then
+      local score = active * LOAD_WEIGHT + tonumber(doc.last_assigned or '0')
+      redis.call('ZADD', dk(P, 'available', dept), score, did)
+    else
+      redis.call('ZREM', dk(P, 'available', dept), did)
+    end
+    if on_duty then
+      redis.call('SADD', dk(P, 'serving', dept), did)
+    else
+      redis.call('SREM', dk(P, 'serving', dept), did)
+    end
+  end
+end
+
+local function close_segment(con, now, outcome)
+  local history = cjson.decode(con.history or '[]')
+  local last = history[#history]
+  if last ~= nil and last.ended == nil then
+    last.ended = now
+    last.outcome = outcome
+  end
+  return cjson.encode(history)
+end
+
+local function open_segment(con, did, now)
+  local history = cjson.decode(con.history or '[]')
+  history[#history + 1] = {doctor = did, started = now}
+  return cjson.encode(history)
+end
+
+-- Give a doctor's slot back (the consultation left them for any reason).
+local function release_slot(P, did, cid, now)
+  if did == nil or did == '' then
+    return
+  end
+  local removed = redis.call('SREM', dk(P, 'doctor', did, 'consultations'), cid)
+  if removed == 1 then
+    redis.call('HINCRBY', dk(P, 'doctor', did), 'active', -1)
+  end
+  refresh_doctor(P, did, now)
+end
+
+-- Take a doctor's slot for a consultation (offer or activation).
+local function hold_slot(P, did, cid, now)
+  local added = redis.call('SADD', dk(P, 'doctor', did, 'consultations'), cid)
+  if added == 1 then
+    redis.call('HINCRBY', dk(P, 'doctor', did), 'active', 1)
+  end
+  redis.call('HSET', dk(P, 'doctor', did), 'last_assigned', now)
+  refresh_doctor(P, did, now)
+end
+
+-- A consultation goes back to its department's queue at the ticket's original place.
+local function back_to_queue(P, cid, now, outcome, event, maxlen)
+  local ckey = dk(P, 'consultation', cid)
+  local con = hgetall(ckey)
+  local did = con.doctor
+  local tkey = dk(P, 'ticket', con.ticket)
+  redis.call('HSET', ckey, 'state', 'queued', 'doctor', '', 'accept_deadline', '',
+    'history', close_segment(con, now, outcome))
+  if did ~= nil and did ~= '' then
+    redis.call('HSET', ckey, 'former_doctors',
+      (con.former_doctors or '') .. (con.former_doctors and con.former_doctors ~= '' and ',' or '') .. did)
+  end
+  redis.call('ZREM', dk(P, 'timers'), 'accept|' .. cid)
+  local score = redis.call('HGET', tkey, 'place')
+  redis.call('HSET', tkey, 'state', 'waiting', 'dept', con.dept)
+  redis.call('ZADD', dk(P, 'queue', con.dept), score, con.ticket)
+  release_slot(P, did, cid, now)
+  count(P, con.dept, event)
+  emit(P, maxlen, event, {consultation = cid, ticket = con.ticket, patient = con.patient,
+    doctor = did or '', dept = con.dept})
+end
+
+-- Start (or resume) a consultation with a doctor: the match. The slot is already held.
+local function activate(P, cid, did, now, maxlen)
+  local ckey = dk(P, 'consultation', cid)
+  local con = hgetall(ckey)
+  local tkey = dk(P, 'ticket', con.ticket)
+  local ticket = hgetall(tkey)
+  local waited = now - tonumber(ticket.join_ms)
+  redis.call('HSET', ckey, 'state', 'active', 'doctor', did, 'accept_deadline', '')
+  if con.started_ms == nil or con.started_ms == '' then
+    redis.call('HSET', ckey, 'started_ms', now)
+  end
+  redis.call('ZREM', dk(P, 'timers'), 'accept|' .. cid)
+  if ticket.matched_ms == nil or ticket.matched_ms == '' then
+    redis.call('HSET', tkey, 'matched_ms', now, 'waited_ms', waited)
+    count(P, con.dept, 'matched')
+    count(P, con.dept, 'wait_ms_matched', waited)
+    redis.call('ZADD', dk(P, 'matches', con.dept), now, con.ticket)
+    redis.call('ZREMRANGEBYSCORE', dk(P, 'matches', con.dept), '-inf', now - MATCH_HISTORY_MS)
+  end
+  emit(P, maxlen, 'assigned', {consultation = cid, ticket = con.ticket, patient = con.patient,
+    doctor = did, dept = con.dept, waited_ms = waited})
+  return waited
+end
+
+-- Remove the best waiting ticket of a department and bind it to a consultation held by `did`.
+-- `new_cid` names the consultation if the ticket has none yet (first match).
+local function bind_ticket(P, tid, did, state, new_cid, now, deadline)
+  local tkey = dk(P, 'ticket', tid)
+  local ticket = hgetall(tkey)
+  redis.call('ZREM', dk(P, 'queue', ticket.dept), tid)
+  local cid = ticket.consultation
+  local ckey
+  if cid == nil or cid == '' then
+    cid = new_cid
+    ckey = dk(P, 'consultation', cid)
+    redis.call('HSET', ckey, 'id', cid, 'patient', ticket.patient, 'ticket', tid,
+      'dept', ticket.dept, 'created_ms', now, 'history', '[]', 'former_doctors', '')
+    redis.call('HSET', tkey, 'consultation', cid)
+    redis.call('HSET', dk(P, 'patient', ticket.patient), 'consultation', cid)
+  else
+    ckey = dk(P, 'consultation', cid)
+  end
+  local con = hgetall(ckey)
+  redis.call('HSET', ckey, 'state', state, 'doctor', did, 'dept', ticket.dept,
+    'history', open_segment(con, did, now))
+  redis.call('HSET', tkey, 'state', 'assigned')
+  hold_slot(P, did, cid, now)
+  if state == 'offered' then
+    redis.call('HSET', ckey, 'accept_deadline', deadline)
+    redis.call('ZADD', dk(P, 'timers'), deadline, 'accept|' .. cid)
+  end
+  return cid, ticket
+end
+
+-- A doctor whose presence lapsed: offline, out of every set, open consultations requeued.
+local function expire_doctor(P, did, now, maxlen)
+  local dkey = dk(P, 'doctor', did)
+  redis.call('HSET', dkey, 'status', 'offline', 'status_since', now)
+  redis.call('ZREM', dk(P, 'timers'), 'presence|' .. did)
+  refresh_doctor(P, did, now)
+  local open = redis.call('SMEMBERS', dk(P, 'doctor', did, 'consultations'))
+  table.sort(open)
+  for _, cid in ipairs(open) do
+    back_to_queue(P, cid, now, 'requeued', 'requeued', maxlen)
+  end
+  emit(P, maxlen, 'doctor_status', {doctor = did, status = 'offline', reason = 'presence_lapsed'})
+  return open
+end
+
+-- Push routing: offer waiting tickets of `dept` to the least busy available doctors.
+-- Returns a flat list {cid, did, cid, did, ...} of the offers made.
+local function assign_push(P, dept, now, accept_ms, maxlen, id_seed)
+  local made = {}
+  if routing_of(P, dept) ~= 'push' then
+    return made
+  end
+  local n = 0
+  while true do
+    local head = redis.call('ZRANGE', dk(P, 'queue', dept), 0, 0)
+    if #head == 0 then
+      break
+    end
+    local best = redis.call('ZRANGE', dk(P, 'available', dept), 0, 0)
+    if #best == 0 then
+      break
+    end
+    local did = best[1]
+    local alive_until = tonumber(redis.call('HGET', dk(P, 'doctor', did), 'alive_until') or '0')
+    if alive_until <= now then
+      expire_doctor(P, did, now, maxlen)
+    else
+      n = n + 1
+      local cid = bind_ticket(P, head[1], did, 'offered', id_seed .. '-' .. n, now, now + accept_ms)
+      local ticket_patient = redis.call('HGET', dk(P, 'ticket', head[1]), 'patient')
+      emit(P, maxlen, 'offered', {consultation = cid, ticket = head[1], patient = ticket_patient,
+        doctor = did, dept = dept, accept_deadline = now + accept_ms})
+      made[#made + 1] = cid
+      made[#made + 1] = did
+    end
+  end
+  return made
+end
+
+-- Push routing for every push department a doctor serves (after their slot frees up).
+local function assign_push_for_doctor(P, did, now, accept_ms, maxlen, id_seed)
+  local made = {}
+  local depts = split(redis.call('HGET', dk(P, 'doctor', did), 'departments'))
+  for i, dept in ipairs(depts) do
+    for _, value in ipairs(assign_push(P, dept, now, accept_ms, maxlen, id_seed .. '-' .. i)) do
+      made[#made + 1] = value
+    end
+  end
+  return made
+end
+
+-- A consultation ends for good: record, free the slot, forget the patient's open case.
+local function finish(P, cid, now, outcome, summary, retention_s, maxlen)
+  local ckey = dk(P, 'consultation', cid)
+  local con = hgetall(ckey)
+  redis.call('HSET', ckey, 'state', 'ended', 'outcome', outcome, 'ended_ms', now,
+    'summary', summary or '', 'accept_deadline', '', 'history', close_segment(con, now, outcome))
+  redis.call('ZREM', dk(P, 'timers'), 'accept|' .. cid)
+  redis.call('ZREM', dk(P, 'queue', con.dept), con.ticket)
+  release_slot(P, con.doctor, cid, now)
+  redis.call('DEL', dk(P, 'patient', con.patient))
+  redis.call('EXPIRE', ckey, retention_s)
+  redis.call('EXPIRE', dk(P, 'ticket', con.ticket), retention_s)
+  count(P, con.dept, 'ended')
+  emit(P, maxlen, 'ended', {consultation = cid, ticket = con.ticket, patient = con.patient,
+    doctor = con.doctor or '', dept = con.dept, outcome = outcome})
+  return con
+end
+
+-- A waiting ticket is given up (the patient left, or stayed disconnected past the grace).
+local function abandon(P, ticket_id, now, reason, retention_s, maxlen)
+  local tkey = dk(P, 'ticket', ticket_id)
+  local ticket = hgetall(tkey)
+  if ticket.state ~= 'waiting' or (ticket.consultation ~= nil and ticket.consultation ~= '') then
+    return fail('not_waiting', ticket.state or 'unknown')
+  end
+  local waited = now - tonumber(ticket.join_ms)
+  redis.call('ZREM', dk(P, 'queue', ticket.dept), ticket_id)
+  redis.call('HSET', tkey, 'state', 'abandoned', 'abandoned_ms', now, 'waited_ms', waited,
+    'abandon_reason', reason)
+  redis.call('EXPIRE', tkey, retention_s)
+  redis.call('ZREM', dk(P, 'timers'), 'grace|' .. ticket_id)
+  redis.call('DEL', dk(P, 'patient', ticket.patient))
+  count(P, ticket.dept, 'abandoned')
+  count(P, ticket.dept, 'wait_ms_abandoned', waited)
+  emit(P, maxlen, 'abandoned', {ticket = ticket_id, patient = ticket.patient, dept = ticket.dept,
+    urgency = ticket.urgency, red_flags = ticket.red_flags, waited_ms = waited, reason = reason})
+  return {'ok', ticket_id, waited, ticket.urgency, ticket.red_flags}
+end
+
+-- Push routing: an offer not accepted in time. The doctor is set away (they are evidently not
+-- at their desk) and the ticket returns at its original place, to be offered to someone else.
+local function fire_accept_timeout(P, cid, now, maxlen, accept_ms, id_seed)
+  local ckey = dk(P, 'consultation', cid)
+  local con = redis.call('HMGET', ckey, 'state', 'doctor', 'accept_deadline', 'dept')
+  if con[1] ~= 'offered' or tonumber(con[3]) > now then
+    return {}
+  end
+  local did = con[2]
+  redis.call('HSET', dk(P, 'doctor', did), 'status', 'away', 'status_since', now)
+  back_to_queue(P, cid, now, 'not_accepted', 'offer_expired', maxlen)
+  emit(P, maxlen, 'doctor_status', {doctor = did, status = 'away', reason = 'offer_expired'})
+  return assign_push(P, con[4], now, accept_ms, maxlen, id_seed)
+end

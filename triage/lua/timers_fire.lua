@@ -1,0 +1,57 @@
+-- timers_fire: fire the deadlines that are due (any gateway may call it; each timer fires once).
+--
+-- Each due member is removed and its transition re-checked against the current state in this
+-- same step, so a timer never acts on a state that has moved on (an accept that came first, a
+-- heartbeat that renewed presence, a patient who reconnected):
+--   accept|<consultation>  offer not accepted: doctor away, ticket back at its place
+--   presence|<doctor>      heartbeats stopped: doctor offline, consultations requeued
+--   grace|<ticket>         waiting patient still disconnected: abandoned
+-- Returns {'ok', fired_members...} (only those whose transition happened).
+local meta_key = KEYS[1]
+local now_override = ARGV[1]
+local events_maxlen = tonumber(ARGV[2])
+local retention_s = tonumber(ARGV[3])
+local accept_ms = tonumber(ARGV[4])
+local limit = tonumber(ARGV[5])
+local id_seed = ARGV[6]
+
+local P = desk_prefix(meta_key)
+local now = now_ms(now_override)
+local tkey = dk(P, 'timers')
+local due = redis.call('ZRANGEBYSCORE', tkey, '-inf', now, 'LIMIT', 0, limit)
+local fired = {'ok'}
+for i, member in ipairs(due) do
+  redis.call('ZREM', tkey, member)
+  local sep = string.find(member, '|', 1, true)
+  local kind = string.sub(member, 1, sep - 1)
+  local id = string.sub(member, sep + 1)
+  local seed = id_seed .. '-' .. i
+  if kind == 'accept' then
+    local state = redis.call('HGET', dk(P, 'consultation', id), 'state')
+    if state == 'offered' then
+      fire_accept_timeout(P, id, now, events_maxlen, accept_ms, seed)
+      fired[#fired + 1] = member
+    end
+  elseif kind == 'presence' then
+    local doc = redis.call('HMGET', dk(P, 'doctor', id), 'status', 'alive_until')
+    if doc[1] and doc[1] ~= 'offline' and tonumber(doc[2]) <= now then
+      local requeued = expire_doctor(P, id, now, events_maxlen)
+      for j, cid in ipairs(requeued) do
+        local dept = redis.call('HGET', dk(P, 'consultation', cid), 'dept')
+        assign_push(P, dept, now, accept_ms, events_maxlen, seed .. '-' .. j)
+      end
+      fired[#fired + 1] = member
+    end
+  elseif kind == 'grace' then
+    local ticket = redis.call('HMGET', dk(P, 'ticket', id), 'state', 'connected', 'consultation')
+    if ticket[1] == 'waiting' and ticket[2] == '0' then
+      if ticket[3] and ticket[3] ~= '' then
+        finish(P, ticket[3], now, 'patient_left', '', retention_s, events_maxlen)
+      else
+        abandon(P, id, now, 'disconnected', retention_s, events_maxlen)
+      end
+      fired[#fired + 1] = member
+    end
+  end
+end
+return fired
