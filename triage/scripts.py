@@ -28,7 +28,7 @@ def script_source(name: str) -> str:
     return SCRIPT_DIR.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
-def _library() -> str:
+def library_source() -> str:
     """`lua/lib/*.lua`: shared local functions, in name order."""
     parts = sorted(
         (entry.name, entry.read_text(encoding="utf-8"))
@@ -40,7 +40,7 @@ def _library() -> str:
 
 def loadable_source(name: str) -> str:
     """What Redis runs: the shared library, then the script."""
-    return f"{_library()}\n{script_source(name)}"
+    return f"{library_source()}\n{script_source(name)}"
 
 
 class Scripts:

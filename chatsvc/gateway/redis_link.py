@@ -17,10 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 from redis.asyncio import Redis
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
+from triage.connection import connect
 from triage.desk import DeskInfo, init_desk
 from triage.errors import TriageError
 from triage.scripts import Scripts
@@ -34,8 +33,6 @@ BACKOFF_BASE_S = 0.5
 WATCH_INTERVAL_S = 2.0
 # A ping slower than this counts as unreachable for readiness.
 READY_PING_TIMEOUT_S = 1.0
-# Per-command timeout; blocking reads (later) use their own connections and timeouts.
-COMMAND_TIMEOUT_S = 5.0
 # Evicting a key could drop a waiting patient or a message: never run on such a Redis.
 SAFE_MAXMEMORY_POLICIES = frozenset({"noeviction"})
 
@@ -77,16 +74,7 @@ class RedisLink:
     def __init__(self, url: str, connect_timeout_s: float, max_backoff_s: float) -> None:
         self.url = url
         self.max_backoff_s = max_backoff_s
-        self.client: Redis = Redis.from_url(
-            url,
-            socket_connect_timeout=connect_timeout_s,
-            socket_timeout=COMMAND_TIMEOUT_S,
-            # A command whose connection broke is retried on a fresh one; triage operations
-            # are idempotent by request id, so a retried write cannot apply twice.
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
-            health_check_interval=30,
-            decode_responses=True,
-        )
+        self.client: Redis = connect(url, connect_timeout_s=connect_timeout_s)
         self.scripts = Scripts(self.client)
         self.state = LinkState.CONNECTING
         self.detail = ""

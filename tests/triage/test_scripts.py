@@ -6,7 +6,6 @@ import re
 
 import pytest
 from redis.asyncio import Redis
-from redis.cluster import key_slot
 
 from triage import keys
 from triage.desk import SCHEMA_VERSION, init_desk
@@ -31,11 +30,6 @@ def test_every_script_names_its_keys_and_args_as_locals_first() -> None:
             if re.search(r"(KEYS|ARGV)\[\d+\]", line):
                 assert line.startswith("local "), f"{name}.lua: {line!r} reads KEYS/ARGV inline"
         assert uses <= {"KEYS", "ARGV"}
-
-
-def test_desk_keys_share_one_cluster_slot() -> None:
-    desk_keys = [keys.desk_meta()]
-    assert len({key_slot(key.encode()) for key in desk_keys}) == 1
 
 
 async def test_scripts_load_and_are_found_by_sha(redis: Redis) -> None:
