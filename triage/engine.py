@@ -68,7 +68,6 @@ class DeskRules:
     mean_consult_s: int = 600  # ETA fallback before the window holds enough matches
     retention_s: int = 90 * 86400  # ended tickets and consultation records stay this long
     idempotency_ttl_s: int = 86400  # a retried request id replays its first result this long
-    events_maxlen: int = 100_000  # the event stream keeps about this many entries
     department_index: dict[str, DepartmentRules] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,7 +112,7 @@ class Engine:
         return list(reply)
 
     def _mutation_header(self, request_id: str) -> list[object]:
-        return [request_id, self.rules.idempotency_ttl_s, self.rules.events_maxlen]
+        return [request_id, self.rules.idempotency_ttl_s]
 
     @property
     def _accept_ms(self) -> int:
@@ -158,7 +157,6 @@ class Engine:
             "doctor_heartbeat",
             doctor_id,
             self.rules.presence_ttl_s * 1000,
-            self.rules.events_maxlen,
         )
         return int(reply[1])
 
@@ -301,9 +299,7 @@ class Engine:
         return _match(reply)
 
     async def assign(self, department: str) -> tuple[Offer, ...]:
-        reply = await self._run(
-            "queue_assign", self.rules.events_maxlen, self._accept_ms, department, _new_id()
-        )
+        reply = await self._run("queue_assign", self._accept_ms, department, _new_id())
         return offers_from(reply[1])
 
     # -- consultations ----------------------------------------------------------------------
@@ -372,7 +368,6 @@ class Engine:
         """Fire due deadlines; returns the timers whose transition happened."""
         reply = await self._run(
             "timers_fire",
-            self.rules.events_maxlen,
             self.rules.retention_s,
             self._accept_ms,
             limit,

@@ -8,11 +8,10 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local doctor_id = ARGV[5]
-local consultation_id = ARGV[6]
-local accept_ms = tonumber(ARGV[7])
-local id_seed = ARGV[8]
+local doctor_id = ARGV[4]
+local consultation_id = ARGV[5]
+local accept_ms = tonumber(ARGV[6])
+local id_seed = ARGV[7]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -28,8 +27,8 @@ if con.state ~= 'offered' or con.doctor ~= doctor_id then
 end
 if tonumber(con.accept_deadline) <= now then
   -- The deadline passed but the sweep has not run: the timeout wins, as if it had.
-  fire_accept_timeout(P, consultation_id, now, events_maxlen, accept_ms, id_seed)
+  fire_accept_timeout(P, consultation_id, now, accept_ms, id_seed)
   return remember(idem, idem_ttl_s, fail('not_offered', 'expired'))
 end
-local waited = activate(P, consultation_id, doctor_id, now, events_maxlen)
+local waited = activate(P, consultation_id, doctor_id, now)
 return remember(idem, idem_ttl_s, {'ok', consultation_id, con.ticket, con.patient, con.dept, waited})

@@ -8,13 +8,12 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local retention_s = tonumber(ARGV[5])
-local accept_ms = tonumber(ARGV[6])
-local user_id = ARGV[7]
-local consultation_id = ARGV[8]
-local summary = ARGV[9]
-local id_seed = ARGV[10]
+local retention_s = tonumber(ARGV[4])
+local accept_ms = tonumber(ARGV[5])
+local user_id = ARGV[6]
+local consultation_id = ARGV[7]
+local summary = ARGV[8]
+local id_seed = ARGV[9]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -37,6 +36,6 @@ end
 if con.state ~= 'active' then
   return remember(idem, idem_ttl_s, fail('not_active', con.state))
 end
-finish(P, consultation_id, now, 'completed', summary, retention_s, events_maxlen)
-local offers = assign_push_for_doctor(P, con.doctor, now, accept_ms, events_maxlen, id_seed)
+finish(P, consultation_id, now, 'completed', summary, retention_s)
+local offers = assign_push_for_doctor(P, con.doctor, now, accept_ms, id_seed)
 return remember(idem, idem_ttl_s, {'ok', consultation_id, 'completed', offers})

@@ -8,11 +8,10 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local retention_s = tonumber(ARGV[5])
-local accept_ms = tonumber(ARGV[6])
-local consultation_id = ARGV[7]
-local id_seed = ARGV[8]
+local retention_s = tonumber(ARGV[4])
+local accept_ms = tonumber(ARGV[5])
+local consultation_id = ARGV[6]
+local id_seed = ARGV[7]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -29,9 +28,9 @@ end
 if con.state == 'ended' then
   return remember(idem, idem_ttl_s, fail('already_ended', con.outcome))
 end
-finish(P, consultation_id, now, 'patient_left', '', retention_s, events_maxlen)
+finish(P, consultation_id, now, 'patient_left', '', retention_s)
 local offers = {}
 if con.doctor ~= nil and con.doctor ~= '' then
-  offers = assign_push_for_doctor(P, con.doctor, now, accept_ms, events_maxlen, id_seed)
+  offers = assign_push_for_doctor(P, con.doctor, now, accept_ms, id_seed)
 end
 return remember(idem, idem_ttl_s, {'ok', consultation_id, con.doctor or '', offers})

@@ -7,10 +7,9 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local accept_ms = tonumber(ARGV[5])
-local consultation_id = ARGV[6]
-local id_seed = ARGV[7]
+local accept_ms = tonumber(ARGV[4])
+local consultation_id = ARGV[5]
+local id_seed = ARGV[6]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -24,6 +23,6 @@ local con = hgetall(dk(P, 'consultation', consultation_id))
 if con.state ~= 'active' and con.state ~= 'offered' then
   return remember(idem, idem_ttl_s, fail('not_active', con.state or 'unknown'))
 end
-back_to_queue(P, consultation_id, now, 'requeued', 'requeued', events_maxlen)
-local offers = assign_push(P, con.dept, now, accept_ms, events_maxlen, id_seed)
+back_to_queue(P, consultation_id, now, 'requeued', 'requeued')
+local offers = assign_push(P, con.dept, now, accept_ms, id_seed)
 return remember(idem, idem_ttl_s, {'ok', consultation_id, con.doctor, offers})

@@ -10,13 +10,12 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local accept_ms = tonumber(ARGV[5])
-local doctor_id = ARGV[6]
-local consultation_id = ARGV[7]
-local to_department = ARGV[8]
-local to_doctor = ARGV[9]
-local id_seed = ARGV[10]
+local accept_ms = tonumber(ARGV[4])
+local doctor_id = ARGV[5]
+local consultation_id = ARGV[6]
+local to_department = ARGV[7]
+local to_doctor = ARGV[8]
+local id_seed = ARGV[9]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -57,9 +56,9 @@ if to_doctor ~= '' then
   hold_slot(P, to_doctor, consultation_id, now)
   redis.call('ZADD', dk(P, 'timers'), deadline, 'accept|' .. consultation_id)
   count(P, con.dept, 'transferred')
-  emit(P, events_maxlen, 'transferred', {consultation = consultation_id, ticket = con.ticket,
+  emit(P, 'transferred', {consultation = consultation_id, ticket = con.ticket,
     patient = con.patient, doctor = doctor_id, to_doctor = to_doctor, dept = con.dept})
-  emit(P, events_maxlen, 'offered', {consultation = consultation_id, ticket = con.ticket,
+  emit(P, 'offered', {consultation = consultation_id, ticket = con.ticket,
     patient = con.patient, doctor = to_doctor, dept = con.dept, accept_deadline = deadline})
 else
   if not routing_of(P, to_department) then
@@ -67,10 +66,10 @@ else
   end
   redis.call('HSET', ckey, 'dept', to_department)
   redis.call('HSET', dk(P, 'ticket', con.ticket), 'dept', to_department)
-  back_to_queue(P, consultation_id, now, 'transferred', 'transferred', events_maxlen)
-  offers = assign_push(P, to_department, now, accept_ms, events_maxlen, id_seed)
+  back_to_queue(P, consultation_id, now, 'transferred', 'transferred')
+  offers = assign_push(P, to_department, now, accept_ms, id_seed)
 end
-for _, value in ipairs(assign_push_for_doctor(P, doctor_id, now, accept_ms, events_maxlen,
+for _, value in ipairs(assign_push_for_doctor(P, doctor_id, now, accept_ms,
     id_seed .. '-d')) do
   offers[#offers + 1] = value
 end

@@ -8,15 +8,14 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local accept_ms = tonumber(ARGV[5])
-local doctor_id = ARGV[6]
-local status = ARGV[7]
-local display_name = ARGV[8]
-local departments_csv = ARGV[9]
-local capacity = tonumber(ARGV[10])
-local presence_ttl_ms = tonumber(ARGV[11])
-local id_seed = ARGV[12]
+local accept_ms = tonumber(ARGV[4])
+local doctor_id = ARGV[5]
+local status = ARGV[6]
+local display_name = ARGV[7]
+local departments_csv = ARGV[8]
+local capacity = tonumber(ARGV[9])
+local presence_ttl_ms = tonumber(ARGV[10])
+local id_seed = ARGV[11]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -54,11 +53,11 @@ else
   redis.call('ZADD', dk(P, 'timers'), now + presence_ttl_ms, 'presence|' .. doctor_id)
 end
 refresh_doctor(P, doctor_id, now)
-emit(P, events_maxlen, 'doctor_status', {doctor = doctor_id, status = status})
+emit(P, 'doctor_status', {doctor = doctor_id, status = status})
 
 local offers = {}
 if status == 'available' then
-  offers = assign_push_for_doctor(P, doctor_id, now, accept_ms, events_maxlen, id_seed)
+  offers = assign_push_for_doctor(P, doctor_id, now, accept_ms, id_seed)
 end
 local active = tonumber(redis.call('HGET', dkey, 'active'))
 return remember(idem, idem_ttl_s, {'ok', status, active, capacity, offers})

@@ -4,11 +4,10 @@
 -- net (e.g. after a configuration change made a department push). Returns {'ok', offers}.
 local meta_key = KEYS[1]
 local now_override = ARGV[1]
-local events_maxlen = tonumber(ARGV[2])
-local accept_ms = tonumber(ARGV[3])
-local dept = ARGV[4]
-local id_seed = ARGV[5]
+local accept_ms = tonumber(ARGV[2])
+local dept = ARGV[3]
+local id_seed = ARGV[4]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
-return {'ok', assign_push(P, dept, now, accept_ms, events_maxlen, id_seed)}
+return {'ok', assign_push(P, dept, now, accept_ms, id_seed)}

@@ -7,10 +7,9 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local retention_s = tonumber(ARGV[5])
-local patient_id = ARGV[6]
-local reason = ARGV[7]
+local retention_s = tonumber(ARGV[4])
+local patient_id = ARGV[5]
+local reason = ARGV[6]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -24,5 +23,5 @@ local ticket_id = redis.call('HGET', dk(P, 'patient', patient_id), 'ticket')
 if not ticket_id or ticket_id == '' then
   return remember(idem, idem_ttl_s, fail('not_waiting', patient_id))
 end
-local result = abandon(P, ticket_id, now, reason, retention_s, events_maxlen)
+local result = abandon(P, ticket_id, now, reason, retention_s)
 return remember(idem, idem_ttl_s, result)

@@ -10,16 +10,15 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local accept_ms = tonumber(ARGV[5])
-local patient_id = ARGV[6]
-local dept = ARGV[7]
-local urgency = ARGV[8]
-local head_start_ms = tonumber(ARGV[9])
-local intake_json = ARGV[10]
-local consent_ms = ARGV[11]
-local red_flags_json = ARGV[12]
-local id_seed = ARGV[13]
+local accept_ms = tonumber(ARGV[4])
+local patient_id = ARGV[5]
+local dept = ARGV[6]
+local urgency = ARGV[7]
+local head_start_ms = tonumber(ARGV[8])
+local intake_json = ARGV[9]
+local consent_ms = ARGV[10]
+local red_flags_json = ARGV[11]
+local id_seed = ARGV[12]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -54,10 +53,10 @@ redis.call('HSET', dk(P, 'ticket', ticket_id), 'id', ticket_id, 'patient', patie
 redis.call('ZADD', dk(P, 'queue', dept), place, ticket_id)
 redis.call('HSET', dk(P, 'patient', patient_id), 'ticket', ticket_id, 'consultation', '')
 count(P, dept, 'joined')
-emit(P, events_maxlen, 'enqueued', {ticket = ticket_id, patient = patient_id, dept = dept,
+emit(P, 'enqueued', {ticket = ticket_id, patient = patient_id, dept = dept,
   urgency = urgency, red_flags = red_flags_json})
 
-local offers = assign_push(P, dept, now, accept_ms, events_maxlen, id_seed)
+local offers = assign_push(P, dept, now, accept_ms, id_seed)
 local rank = redis.call('ZRANK', dk(P, 'queue', dept), ticket_id)
 local position = rank and (rank + 1) or 0
 return remember(idem, idem_ttl_s, {'ok', ticket_id, arrival, position, offers})

@@ -6,11 +6,10 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local ticket_id = ARGV[5]
-local urgency = ARGV[6]
-local head_start_ms = tonumber(ARGV[7])
-local reason = ARGV[8]
+local ticket_id = ARGV[4]
+local urgency = ARGV[5]
+local head_start_ms = tonumber(ARGV[6])
+local reason = ARGV[7]
 
 local LEVELS = {routine = 0, priority = 1, urgent = 2, emergency = 3}
 local P = desk_prefix(meta_key)
@@ -35,7 +34,7 @@ history[#history + 1] = {urgency = urgency, at = now, reason = reason}
 redis.call('HSET', tkey, 'urgency', urgency, 'place', place, 'urgency_history',
   cjson.encode(history))
 redis.call('ZADD', dk(P, 'queue', ticket.dept), 'XX', place, ticket_id)
-emit(P, events_maxlen, 'reprioritised', {ticket = ticket_id, patient = ticket.patient,
+emit(P, 'reprioritised', {ticket = ticket_id, patient = ticket.patient,
   dept = ticket.dept, urgency = urgency, reason = reason})
 local rank = redis.call('ZRANK', dk(P, 'queue', ticket.dept), ticket_id)
 return remember(idem, idem_ttl_s, {'ok', ticket_id, urgency, rank and (rank + 1) or 0})

@@ -10,9 +10,8 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
-local events_maxlen = tonumber(ARGV[4])
-local doctor_id = ARGV[5]
-local new_consultation_id = ARGV[6]
+local doctor_id = ARGV[4]
+local new_consultation_id = ARGV[5]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -28,7 +27,7 @@ if doc.status == nil or doc.status == 'offline' then
   return remember(idem, idem_ttl_s, fail('offline', doctor_id))
 end
 if tonumber(doc.alive_until) <= now then
-  expire_doctor(P, doctor_id, now, events_maxlen)
+  expire_doctor(P, doctor_id, now)
   return remember(idem, idem_ttl_s, fail('offline', doctor_id))
 end
 if doc.status ~= 'available' then
@@ -53,5 +52,5 @@ if best_ticket == nil then
 end
 
 local cid, ticket = bind_ticket(P, best_ticket, doctor_id, 'active', new_consultation_id, now, 0)
-local waited = activate(P, cid, doctor_id, now, events_maxlen)
+local waited = activate(P, cid, doctor_id, now)
 return remember(idem, idem_ttl_s, {'ok', cid, best_ticket, ticket.patient, ticket.dept, waited})

@@ -9,11 +9,10 @@
 -- Returns {'ok', fired_members...} (only those whose transition happened).
 local meta_key = KEYS[1]
 local now_override = ARGV[1]
-local events_maxlen = tonumber(ARGV[2])
-local retention_s = tonumber(ARGV[3])
-local accept_ms = tonumber(ARGV[4])
-local limit = tonumber(ARGV[5])
-local id_seed = ARGV[6]
+local retention_s = tonumber(ARGV[2])
+local accept_ms = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local id_seed = ARGV[5]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -29,16 +28,16 @@ for i, member in ipairs(due) do
   if kind == 'accept' then
     local state = redis.call('HGET', dk(P, 'consultation', id), 'state')
     if state == 'offered' then
-      fire_accept_timeout(P, id, now, events_maxlen, accept_ms, seed)
+      fire_accept_timeout(P, id, now, accept_ms, seed)
       fired[#fired + 1] = member
     end
   elseif kind == 'presence' then
     local doc = redis.call('HMGET', dk(P, 'doctor', id), 'status', 'alive_until')
     if doc[1] and doc[1] ~= 'offline' and tonumber(doc[2]) <= now then
-      local requeued = expire_doctor(P, id, now, events_maxlen)
+      local requeued = expire_doctor(P, id, now)
       for j, cid in ipairs(requeued) do
         local dept = redis.call('HGET', dk(P, 'consultation', cid), 'dept')
-        assign_push(P, dept, now, accept_ms, events_maxlen, seed .. '-' .. j)
+        assign_push(P, dept, now, accept_ms, seed .. '-' .. j)
       end
       fired[#fired + 1] = member
     end
@@ -46,9 +45,9 @@ for i, member in ipairs(due) do
     local ticket = redis.call('HMGET', dk(P, 'ticket', id), 'state', 'connected', 'consultation')
     if ticket[1] == 'waiting' and ticket[2] == '0' then
       if ticket[3] and ticket[3] ~= '' then
-        finish(P, ticket[3], now, 'patient_left', '', retention_s, events_maxlen)
+        finish(P, ticket[3], now, 'patient_left', '', retention_s)
       else
-        abandon(P, id, now, 'disconnected', retention_s, events_maxlen)
+        abandon(P, id, now, 'disconnected', retention_s)
       end
       fired[#fired + 1] = member
     end

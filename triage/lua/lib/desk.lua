@@ -38,8 +38,8 @@ local function hgetall(key)
   return out
 end
 
-local function emit(P, maxlen, kind, fields)
-  local args = {'XADD', dk(P, 'events'), 'MAXLEN', '~', maxlen, '*', 'type', kind}
+local function emit(P, kind, fields)
+  local args = {'XADD', dk(P, 'events'), '*', 'type', kind}
   for name, value in pairs(fields) do
     args[#args + 1] = name
     args[#args + 1] = tostring(value)
@@ -123,7 +123,7 @@ local function hold_slot(P, did, cid, now)
 end
 
 -- A consultation goes back to its department's queue at the ticket's original place.
-local function back_to_queue(P, cid, now, outcome, event, maxlen)
+local function back_to_queue(P, cid, now, outcome, event)
   local ckey = dk(P, 'consultation', cid)
   local con = hgetall(ckey)
   local did = con.doctor
@@ -140,12 +140,12 @@ local function back_to_queue(P, cid, now, outcome, event, maxlen)
   redis.call('ZADD', dk(P, 'queue', con.dept), score, con.ticket)
   release_slot(P, did, cid, now)
   count(P, con.dept, event)
-  emit(P, maxlen, event, {consultation = cid, ticket = con.ticket, patient = con.patient,
+  emit(P, event, {consultation = cid, ticket = con.ticket, patient = con.patient,
     doctor = did or '', dept = con.dept})
 end
 
 -- Start (or resume) a consultation with a doctor: the match. The slot is already held.
-local function activate(P, cid, did, now, maxlen)
+local function activate(P, cid, did, now)
   local ckey = dk(P, 'consultation', cid)
   local con = hgetall(ckey)
   local tkey = dk(P, 'ticket', con.ticket)
@@ -163,7 +163,7 @@ local function activate(P, cid, did, now, maxlen)
     redis.call('ZADD', dk(P, 'matches', con.dept), now, con.ticket)
     redis.call('ZREMRANGEBYSCORE', dk(P, 'matches', con.dept), '-inf', now - MATCH_HISTORY_MS)
   end
-  emit(P, maxlen, 'assigned', {consultation = cid, ticket = con.ticket, patient = con.patient,
+  emit(P, 'assigned', {consultation = cid, ticket = con.ticket, patient = con.patient,
     doctor = did, dept = con.dept, waited_ms = waited})
   return waited
 end
@@ -199,7 +199,7 @@ local function bind_ticket(P, tid, did, state, new_cid, now, deadline)
 end
 
 -- A doctor whose presence lapsed: offline, out of every set, open consultations requeued.
-local function expire_doctor(P, did, now, maxlen)
+local function expire_doctor(P, did, now)
   local dkey = dk(P, 'doctor', did)
   redis.call('HSET', dkey, 'status', 'offline', 'status_since', now)
   redis.call('ZREM', dk(P, 'timers'), 'presence|' .. did)
@@ -207,15 +207,15 @@ local function expire_doctor(P, did, now, maxlen)
   local open = redis.call('SMEMBERS', dk(P, 'doctor', did, 'consultations'))
   table.sort(open)
   for _, cid in ipairs(open) do
-    back_to_queue(P, cid, now, 'requeued', 'requeued', maxlen)
+    back_to_queue(P, cid, now, 'requeued', 'requeued')
   end
-  emit(P, maxlen, 'doctor_status', {doctor = did, status = 'offline', reason = 'presence_lapsed'})
+  emit(P, 'doctor_status', {doctor = did, status = 'offline', reason = 'presence_lapsed'})
   return open
 end
 
 -- Push routing: offer waiting tickets of `dept` to the least busy available doctors.
 -- Returns a flat list {cid, did, cid, did, ...} of the offers made.
-local function assign_push(P, dept, now, accept_ms, maxlen, id_seed)
+local function assign_push(P, dept, now, accept_ms, id_seed)
   local made = {}
   if routing_of(P, dept) ~= 'push' then
     return made
@@ -233,12 +233,12 @@ local function assign_push(P, dept, now, accept_ms, maxlen, id_seed)
     local did = best[1]
     local alive_until = tonumber(redis.call('HGET', dk(P, 'doctor', did), 'alive_until') or '0')
     if alive_until <= now then
-      expire_doctor(P, did, now, maxlen)
+      expire_doctor(P, did, now)
     else
       n = n + 1
       local cid = bind_ticket(P, head[1], did, 'offered', id_seed .. '-' .. n, now, now + accept_ms)
       local ticket_patient = redis.call('HGET', dk(P, 'ticket', head[1]), 'patient')
-      emit(P, maxlen, 'offered', {consultation = cid, ticket = head[1], patient = ticket_patient,
+      emit(P, 'offered', {consultation = cid, ticket = head[1], patient = ticket_patient,
         doctor = did, dept = dept, accept_deadline = now + accept_ms})
       made[#made + 1] = cid
       made[#made + 1] = did
@@ -248,11 +248,11 @@ local function assign_push(P, dept, now, accept_ms, maxlen, id_seed)
 end
 
 -- Push routing for every push department a doctor serves (after their slot frees up).
-local function assign_push_for_doctor(P, did, now, accept_ms, maxlen, id_seed)
+local function assign_push_for_doctor(P, did, now, accept_ms, id_seed)
   local made = {}
   local depts = split(redis.call('HGET', dk(P, 'doctor', did), 'departments'))
   for i, dept in ipairs(depts) do
-    for _, value in ipairs(assign_push(P, dept, now, accept_ms, maxlen, id_seed .. '-' .. i)) do
+    for _, value in ipairs(assign_push(P, dept, now, accept_ms, id_seed .. '-' .. i)) do
       made[#made + 1] = value
     end
   end
@@ -260,7 +260,7 @@ local function assign_push_for_doctor(P, did, now, accept_ms, maxlen, id_seed)
 end
 
 -- A consultation ends for good: record, free the slot, forget the patient's open case.
-local function finish(P, cid, now, outcome, summary, retention_s, maxlen)
+local function finish(P, cid, now, outcome, summary, retention_s)
   local ckey = dk(P, 'consultation', cid)
   local con = hgetall(ckey)
   redis.call('HSET', ckey, 'state', 'ended', 'outcome', outcome, 'ended_ms', now,
@@ -272,13 +272,13 @@ local function finish(P, cid, now, outcome, summary, retention_s, maxlen)
   redis.call('EXPIRE', ckey, retention_s)
   redis.call('EXPIRE', dk(P, 'ticket', con.ticket), retention_s)
   count(P, con.dept, 'ended')
-  emit(P, maxlen, 'ended', {consultation = cid, ticket = con.ticket, patient = con.patient,
+  emit(P, 'ended', {consultation = cid, ticket = con.ticket, patient = con.patient,
     doctor = con.doctor or '', dept = con.dept, outcome = outcome})
   return con
 end
 
 -- A waiting ticket is given up (the patient left, or stayed disconnected past the grace).
-local function abandon(P, ticket_id, now, reason, retention_s, maxlen)
+local function abandon(P, ticket_id, now, reason, retention_s)
   local tkey = dk(P, 'ticket', ticket_id)
   local ticket = hgetall(tkey)
   if ticket.state ~= 'waiting' or (ticket.consultation ~= nil and ticket.consultation ~= '') then
@@ -293,14 +293,14 @@ local function abandon(P, ticket_id, now, reason, retention_s, maxlen)
   redis.call('DEL', dk(P, 'patient', ticket.patient))
   count(P, ticket.dept, 'abandoned')
   count(P, ticket.dept, 'wait_ms_abandoned', waited)
-  emit(P, maxlen, 'abandoned', {ticket = ticket_id, patient = ticket.patient, dept = ticket.dept,
+  emit(P, 'abandoned', {ticket = ticket_id, patient = ticket.patient, dept = ticket.dept,
     urgency = ticket.urgency, red_flags = ticket.red_flags, waited_ms = waited, reason = reason})
   return {'ok', ticket_id, waited, ticket.urgency, ticket.red_flags}
 end
 
 -- Push routing: an offer not accepted in time. The doctor is set away (they are evidently not
 -- at their desk) and the ticket returns at its original place, to be offered to someone else.
-local function fire_accept_timeout(P, cid, now, maxlen, accept_ms, id_seed)
+local function fire_accept_timeout(P, cid, now, accept_ms, id_seed)
   local ckey = dk(P, 'consultation', cid)
   local con = redis.call('HMGET', ckey, 'state', 'doctor', 'accept_deadline', 'dept')
   if con[1] ~= 'offered' or tonumber(con[3]) > now then
@@ -308,7 +308,7 @@ local function fire_accept_timeout(P, cid, now, maxlen, accept_ms, id_seed)
   end
   local did = con[2]
   redis.call('HSET', dk(P, 'doctor', did), 'status', 'away', 'status_since', now)
-  back_to_queue(P, cid, now, 'not_accepted', 'offer_expired', maxlen)
-  emit(P, maxlen, 'doctor_status', {doctor = did, status = 'away', reason = 'offer_expired'})
-  return assign_push(P, con[4], now, accept_ms, maxlen, id_seed)
+  back_to_queue(P, cid, now, 'not_accepted', 'offer_expired')
+  emit(P, 'doctor_status', {doctor = did, status = 'away', reason = 'offer_expired'})
+  return assign_push(P, con[4], now, accept_ms, id_seed)
 end
