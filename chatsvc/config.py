@@ -18,6 +18,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from triage.models import Urgency
+from triage.redflags import DEFAULT_RED_FLAGS, RedFlagMatcher
+
 # The file `chatsvc serve` reads when no --config and no CHATSVC_CONFIG is given.
 DEFAULT_CONFIG_NAME = "config.toml"
 CONFIG_PATH_VARIABLE = "CHATSVC_CONFIG"
@@ -29,6 +32,19 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 DepartmentId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+def department_red_flags(department: Department) -> dict[str, Urgency]:
+    """The department's phrases: its preset, then its own (which win on a clash).
+
+    Raises ValueError when the phrases cannot be matched (empty, or two that mean the same).
+    """
+    phrases: dict[str, Urgency] = {}
+    if department.red_flags_preset != "none":
+        phrases.update(DEFAULT_RED_FLAGS[department.red_flags_preset])
+    phrases.update({phrase: Urgency.parse(level) for phrase, level in department.red_flags.items()})
+    RedFlagMatcher(phrases)  # validates: raises ValueError on unusable phrases
+    return phrases
 
 
 class ConfigError(Exception):
@@ -50,6 +66,7 @@ class RedisConfig(_Section):
     server_binary: str = ""  # embedded only: path to redis-server; empty = discover
     connect_timeout_s: PositiveSeconds = 5.0
     retry_max_backoff_s: PositiveSeconds = 10.0
+    hot_retention_days: PositiveInt = 90  # ended consultations and tickets stay this long
 
 
 class AuthConfig(_Section):
@@ -64,9 +81,23 @@ class LimitsConfig(_Section):
     doctor_capacity: PositiveInt = 4
 
 
+class TriageConfig(_Section):
+    priority_head_start_s: PositiveInt = 600
+    urgent_head_start_s: PositiveInt = 1800
+    accept_timeout_s: PositiveInt = 60
+    presence_ttl_s: PositiveInt = 30
+    patient_grace_s: PositiveInt = 60
+    # The engine keeps an hour of match history, the longest window an ETA may use.
+    eta_window_s: Annotated[int, msgspec.Meta(gt=0, le=3600)] = 900
+    mean_consult_s: PositiveInt = 600
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
+
+
+RedFlagLevel = Literal["priority", "urgent", "emergency"]
 
 
 class Department(_Section):
@@ -74,12 +105,28 @@ class Department(_Section):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
     routing: Literal["pull", "push"] = "pull"
     max_wait_s: PositiveInt = 1800
+    # A shipped list of red-flag phrases (English and Simplified Chinese), or "none".
+    red_flags_preset: Literal["general", "paediatrics", "psych", "none"] = "general"
+    # Extra phrases for this department: phrase = level it raises the ticket to.
+    red_flags: dict[str, RedFlagLevel] = msgspec.field(default_factory=dict)
 
 
 DEFAULT_DEPARTMENTS: tuple[Department, ...] = (
     Department(id="general", name="General medicine", routing="pull", max_wait_s=1800),
-    Department(id="paediatrics", name="Paediatrics", routing="pull", max_wait_s=1200),
-    Department(id="psych", name="Psychological counselling", routing="push", max_wait_s=900),
+    Department(
+        id="paediatrics",
+        name="Paediatrics",
+        routing="pull",
+        max_wait_s=1200,
+        red_flags_preset="paediatrics",
+    ),
+    Department(
+        id="psych",
+        name="Psychological counselling",
+        routing="push",
+        max_wait_s=900,
+        red_flags_preset="psych",
+    ),
 )
 
 
@@ -89,6 +136,7 @@ class Config(_Section):
     redis: RedisConfig = RedisConfig()
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
+    triage: TriageConfig = TriageConfig()
     log: LogConfig = LogConfig()
     departments: tuple[Department, ...] = DEFAULT_DEPARTMENTS
 
@@ -149,6 +197,11 @@ def _check_rules(config: Config, source: str) -> None:
                 f"{source}: departments[{index}].id: duplicate department id {department.id!r}"
             )
         seen.add(department.id)
+    for index, department in enumerate(config.departments):
+        try:
+            department_red_flags(department)
+        except ValueError as error:
+            raise ConfigError(f"{source}: departments[{index}].red_flags: {error}") from None
     secret = config.auth.token_secret
     if secret and len(secret) < MIN_TOKEN_SECRET_CHARS:
         raise ConfigError(

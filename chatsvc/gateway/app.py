@@ -15,26 +15,36 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from chatsvc.gateway.connections import Connections
+from chatsvc.gateway.desk import desk_rules
 from chatsvc.gateway.health import healthz, readyz
 from chatsvc.gateway.keys import CONNECTIONS, REDIS_LINK, SETTINGS
 from chatsvc.gateway.redis_link import RedisLink
 from chatsvc.gateway.settings import Settings
+from chatsvc.gateway.sweeper import Sweeper
 from chatsvc.gateway.ws import websocket_handler
 from chatsvc.observability import request_log_middleware
 from chatsvc.protocol.errors import CloseCode
 
 
 async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
-    redis_config = app[SETTINGS].config.redis
+    config = app[SETTINGS].config
     link = RedisLink(
-        app[SETTINGS].redis_url, redis_config.connect_timeout_s, redis_config.retry_max_backoff_s
+        app[SETTINGS].redis_url,
+        desk_rules(config),
+        config.redis.connect_timeout_s,
+        config.redis.retry_max_backoff_s,
     )
     app[REDIS_LINK] = link
-    task = asyncio.create_task(link.run(), name="redis-link")
+    tasks = [
+        asyncio.create_task(link.run(), name="redis-link"),
+        asyncio.create_task(Sweeper(link).run(), name="sweeper"),
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await link.close()
 
 

@@ -19,8 +19,10 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from chatsvc.gateway.cancellation import stop_if_cancelled
 from triage.connection import connect
-from triage.desk import DeskInfo, init_desk
+from triage.desk import DeskInfo
+from triage.engine import DeskRules, Engine
 from triage.errors import TriageError
 from triage.scripts import Scripts
 from triage.server import ServerInfo, read_server_info
@@ -71,11 +73,15 @@ def backoff_delay(attempt: int, cap_s: float) -> float:
 class RedisLink:
     """Owns the Redis client of one gateway process and its readiness."""
 
-    def __init__(self, url: str, connect_timeout_s: float, max_backoff_s: float) -> None:
+    def __init__(
+        self, url: str, rules: DeskRules, connect_timeout_s: float, max_backoff_s: float
+    ) -> None:
         self.url = url
+        self.rules = rules
         self.max_backoff_s = max_backoff_s
         self.client: Redis = connect(url, connect_timeout_s=connect_timeout_s)
         self.scripts = Scripts(self.client)
+        self.engine = Engine(self.client, self.scripts, rules)
         self.state = LinkState.CONNECTING
         self.detail = ""
         self.server: ServerInfo | None = None
@@ -89,14 +95,17 @@ class RedisLink:
         """Connect, then watch; on any failure, back off and start again. Runs until cancelled."""
         attempt = 0
         while True:
+            stop_if_cancelled()
             try:
                 await self._connect()
                 attempt = 0
                 await self._watch()
             except (RedisError, OSError) as error:
+                stop_if_cancelled()
                 attempt += 1
                 self._set_not_ready(LinkState.UNREACHABLE, _short(error))
             except TriageError as error:
+                stop_if_cancelled()
                 attempt += 1
                 self._set_not_ready(LinkState.UNUSABLE, str(error))
             delay = backoff_delay(attempt, self.max_backoff_s)
@@ -115,7 +124,7 @@ class RedisLink:
         if server.maxmemory_policy not in SAFE_MAXMEMORY_POLICIES:
             raise _EvictingServer(server.maxmemory_policy)
         await self.scripts.load_all()
-        self.desk = await init_desk(self.client, self.scripts)
+        self.desk = await self.engine.init()
         self.server = server
         self.state, self.detail = LinkState.READY, ""
         self._ready_event.set()
@@ -129,6 +138,7 @@ class RedisLink:
 
     async def _watch(self) -> None:
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(WATCH_INTERVAL_S)
             await self.client.ping()
             if not await self.scripts.all_loaded():

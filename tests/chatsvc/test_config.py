@@ -11,10 +11,12 @@ from chatsvc.config import (
     Config,
     ConfigError,
     apply_environment,
+    department_red_flags,
     find_config_file,
     load_config,
     parse_config,
 )
+from triage.models import Urgency
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.toml"
 
@@ -225,3 +227,40 @@ def test_an_empty_data_dir_variable_leaves_the_file_setting(tmp_path: Path) -> N
     path.write_text('data_dir = "state"\n', encoding="utf-8")
     loaded = load_config(str(path), {"CHATSVC_DATA_DIR": ""})
     assert loaded.data_dir == (tmp_path / "state").resolve()
+
+
+def test_department_red_flags_combine_the_preset_and_their_own() -> None:
+    text = (
+        "[[departments]]\nid = 'derm'\nname = 'Dermatology'\nred_flags_preset = 'none'\n"
+        "[departments.red_flags]\n'spreading rash' = 'urgent'\n'皮疹扩散' = 'urgent'\n"
+    )
+    config = parse_config(text, "c.toml")
+    assert department_red_flags(config.departments[0]) == {
+        "spreading rash": Urgency.URGENT,
+        "皮疹扩散": Urgency.URGENT,
+    }
+    shipped = department_red_flags(Config().departments[0])
+    assert shipped["chest pain"] is Urgency.EMERGENCY and shipped["胸痛"] is Urgency.EMERGENCY
+
+
+@pytest.mark.parametrize(
+    ("table", "reason"),
+    [
+        ("'chest pain' = 'routine'", "invalid enum value 'routine'"),
+        ("'!!!' = 'urgent'", "departments[0].red_flags:"),
+        ("'Chest Pain' = 'urgent'\n'chest pain' = 'emergency'", "departments[0].red_flags:"),
+    ],
+)
+def test_unusable_red_flags_are_refused(table: str, reason: str) -> None:
+    head = "[[departments]]\nid = 'a'\nname = 'A'\nred_flags_preset = 'none'\n"
+    text = f"{head}[departments.red_flags]\n{table}\n"
+    with pytest.raises(ConfigError, match="departments\\[0\\].red_flags") as caught:
+        parse_config(text, "c.toml")
+    assert reason in str(caught.value)
+
+
+def test_triage_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="triage.eta_window_s: expected `int` <= 3600"):
+        parse_config("[triage]\neta_window_s = 7200", "c.toml")
+    config = parse_config("[triage]\naccept_timeout_s = 45", "c.toml")
+    assert config.triage.accept_timeout_s == 45

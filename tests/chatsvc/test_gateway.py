@@ -10,12 +10,15 @@ from aiohttp import WSMsgType
 from redis.asyncio import Redis
 
 from chatsvc import tokens
-from chatsvc.config import Config, LimitsConfig, RedisConfig
+from chatsvc.config import Config, LimitsConfig, RedisConfig, TriageConfig
 from chatsvc.gateway.keys import CONNECTIONS, REDIS_LINK
 from chatsvc.gateway.redis_link import LinkState
 from chatsvc.protocol.errors import CloseCode
 from tests.conftest import TEST_SECRET, GatewayFactory
 from tests.support.waiting import eventually
+from triage import events
+from triage.models import DoctorStatus, Urgency
+from triage.records import Intake
 
 
 def _token(role: tokens.Role = tokens.Role.DOCTOR, user: str = "d1", ttl: int = 600) -> str:
@@ -219,3 +222,38 @@ async def test_shutdown_closes_every_websocket_with_service_restart(
         assert message.type is WSMsgType.CLOSE
         assert message.data == CloseCode.SERVICE_RESTART  # the code the server sent
     assert len(client.app[CONNECTIONS]) == 0
+
+
+async def test_the_gateway_fires_due_timers_by_itself(
+    make_gateway: GatewayFactory, redis: Redis
+) -> None:
+    config = Config(triage=TriageConfig(presence_ttl_s=1))
+    client = await make_gateway(config)
+    engine = client.app[REDIS_LINK].engine
+    start = await events.last_id(redis)
+    await engine.set_status("d1", DoctorStatus.AVAILABLE, "Dr One", ["general"], 2)
+    # No heartbeat follows: the sweeper must notice the lapse without anyone asking.
+    lapsed = None
+    after = start
+    while lapsed is None:
+        batch = await events.read(redis, after=after, block_ms=5000)
+        assert batch, "no presence lapse within 5 s of the deadline"
+        after = batch[-1].id
+        lapsed = next((e for e in batch if e.data.get("reason") == "presence_lapsed"), None)
+    assert lapsed.data["doctor"] == "d1"
+    doctor = await engine.doctor("d1")
+    assert doctor is not None and doctor.status is DoctorStatus.OFFLINE
+
+
+async def test_the_desk_gets_the_configured_departments_and_red_flags(
+    make_gateway: GatewayFactory, redis: Redis
+) -> None:
+    client = await make_gateway()
+    engine = client.app[REDIS_LINK].engine
+    assert await redis.hgetall("chatsvc:{desk}:departments") == {
+        "general": "pull",
+        "paediatrics": "pull",
+        "psych": "push",
+    }
+    urgency, flags = engine.triage("general", Intake(symptoms="我胸痛两天了"))
+    assert urgency is Urgency.EMERGENCY and flags[0].phrase == "胸痛"
