@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -82,6 +83,10 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now_ms += int(seconds * 1000)
+
+
+# A surge flag nobody renews (no routine quotes for this long) is dropped.
+SURGE_FLAG_TTL_S = 300
 
 
 def _new_id() -> str:
@@ -174,6 +179,8 @@ class Engine:
         return urgency, flags
 
     async def quote(self, department: str, urgency: Urgency = Urgency.ROUTINE) -> Quote:
+        """Position and ETA a new patient would get. A routine quote over the department's
+        `max_wait_s` flags it as in surge (for supervisors); one within it clears the flag."""
         reply = await self._run(
             "queue_quote",
             department,
@@ -182,7 +189,20 @@ class Engine:
             self.rules.eta_window_s * 1000,
             "",
         )
-        return self._quote_from(department, reply)
+        quote = self._quote_from(department, reply)
+        if urgency is Urgency.ROUTINE:
+            if quote.surge:
+                now_ms = self._clock.now_ms if self._clock else int(time.time() * 1000)
+                await self._client.set(keys.surge(department), now_ms, ex=SURGE_FLAG_TTL_S, nx=True)
+            else:
+                await self._client.delete(keys.surge(department))
+        return quote
+
+    async def surging(self) -> dict[str, int]:
+        """Departments flagged as in surge, with the time (ms) the flag was raised."""
+        names = [d.id for d in self.rules.departments]
+        values = await self._client.mget([keys.surge(name) for name in names])
+        return {name: int(value) for name, value in zip(names, values, strict=True) if value}
 
     async def position(self, ticket_id: str) -> Quote:
         reply = await self._run(

@@ -72,6 +72,12 @@ def departments() -> str:
     return f"{_DESK}:departments"
 
 
+def surge(department: str) -> str:
+    """String: when the department was flagged in surge (a quote over its max wait). Expires
+    when no quote renews it for a while; a quote within the max wait deletes it."""
+    return f"{_DESK}:surge:{department}"
+
+
 def timers() -> str:
     """Sorted set of pending deadlines ('kind|id|token' scored by ms). Never expires: fired
     and cancelled members are removed one by one."""

@@ -139,3 +139,43 @@ async def test_quote_counts_who_is_ahead_and_flags_surge(
     assert emergency.estimate.position == 1
     position = await engine.position("t000000000002")
     assert (position.state, position.estimate.position) == ("waiting", 2)
+
+
+async def test_eta_follows_the_departments_service_rate(
+    join: Join, on_duty: OnDuty, engine: Engine, clock: ManualClock
+) -> None:
+    await on_duty("d1", capacity=1)
+    for i in range(6):  # six matches, one a minute: a service rate of 1/min
+        await join(f"served{i}")
+        match = await engine.take_next("d1")
+        for _ in range(4):  # a minute's consultation, heartbeats every 15 s
+            clock.advance(15)
+            await engine.heartbeat("d1")
+        await engine.end("d1", match.consultation_id, "")
+    for i in range(4):
+        await join(f"w{i}")
+    await engine.take_next("d1")  # the doctor is busy: no free slot
+    quote = await engine.quote("general")
+    assert quote.estimate.basis is Basis.SERVICE_RATE
+    assert quote.estimate.position == 4  # three still waiting ahead
+    # 7 matches in the 900 s window: 4 patients to serve at 7/900 per second, rounded up.
+    assert quote.estimate.eta_s == -(-4 * 900 // 7)
+
+
+async def test_a_quote_over_the_max_wait_flags_surge_until_a_quote_within_it(
+    join: Join, on_duty: OnDuty, engine: Engine, clock: ManualClock
+) -> None:
+    await on_duty("d1", ("paeds",), capacity=1)
+    for i in range(4):
+        await join(f"k{i}", "paeds")
+    await engine.take_next("d1")
+    over = await engine.quote("paeds")  # staffing: 4 ahead x 600 s > 1200 s max wait
+    assert over.surge and over.estimate.eta_s is not None and over.estimate.eta_s > 1200
+    assert set(await engine.surging()) == {"paeds"}
+    for _ in range(3):
+        await engine.cancel(
+            f"k{(await engine.ticket((await engine.waiting('paeds'))[0])).patient_id[1:]}"
+        )
+    within = await engine.quote("paeds")
+    assert not within.surge
+    assert await engine.surging() == {}
