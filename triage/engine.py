@@ -162,6 +162,8 @@ class Engine:
             "doctor_heartbeat",
             doctor_id,
             self.rules.presence_ttl_s * 1000,
+            self._accept_ms,
+            _new_id(),
         )
         return int(reply[1])
 
@@ -303,7 +305,11 @@ class Engine:
 
     async def take_next(self, doctor_id: str, request_id: str = "") -> Match:
         reply = await self._run(
-            "queue_take_next", *self._mutation_header(request_id), doctor_id, _new_id()
+            "queue_take_next",
+            *self._mutation_header(request_id),
+            doctor_id,
+            _new_id(),
+            self._accept_ms,
         )
         return _match(reply)
 
@@ -380,7 +386,7 @@ class Engine:
             consultation_id,
             _new_id(),
         )
-        return Moved(str(reply[1]), ConsultationState.QUEUED, offers_from(reply[3]))
+        return Moved(str(reply[1]), ConsultationState(str(reply[3])), offers_from(reply[4]))
 
     # -- timers -----------------------------------------------------------------------------
 

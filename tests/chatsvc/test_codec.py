@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from chatsvc.protocol.codec import SUBPROTOCOLS, Encoding, decode, encode
 from chatsvc.protocol.errors import ErrorCode, ProtocolError
 from chatsvc.protocol.frames import (
+    MAX_FRAME_ID_CHARS,
     PROTOCOL_VERSION,
     Error,
     Hello,
@@ -35,7 +36,8 @@ UINT64_MAX = 2**64 - 1
 # `_frame_id` cuts the id it echoes in an error to this many characters.
 REF_LIMIT = 128
 
-ids = st.none() | st.text()
+# Frame ids are bounded (MAX_FRAME_ID_CHARS); a longer one is a bad frame (tested below).
+ids = st.none() | st.text(max_size=MAX_FRAME_ID_CHARS)
 msgpack_ints = st.integers(min_value=INT64_MIN, max_value=UINT64_MAX)
 
 inbound_frames: st.SearchStrategy[Inbound] = st.one_of(
@@ -376,3 +378,11 @@ def test_deeply_nested_top_level_value_is_bad_frame(encoding: Encoding) -> None:
     data = b"[" * depth + b"]" * depth if encoding is Encoding.JSON else b"\x91" * depth + b"\xc0"
 
     assert decode_error(data, encoding).code is ErrorCode.BAD_FRAME
+
+
+def test_an_id_over_the_bound_is_a_bad_frame_referred_to_by_its_truncated_id() -> None:
+    long_id = "x" * (MAX_FRAME_ID_CHARS + 1)
+    with pytest.raises(ProtocolError) as caught:
+        decode(json.dumps({"type": "ping", "id": long_id}), Encoding.JSON)
+    assert caught.value.code is ErrorCode.BAD_FRAME
+    assert caught.value.ref == long_id[:MAX_FRAME_ID_CHARS]

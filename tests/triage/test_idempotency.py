@@ -64,6 +64,10 @@ async def test_every_mutation_replays_its_first_result(
         ("transfer", lambda: engine.transfer("d1", consultation, to_doctor="d2", request_id="r9")),
         ("accept", lambda: engine.accept("d2", consultation, "r10")),
         ("requeue", lambda: engine.requeue(consultation, "r11")),
+        (
+            "back",
+            lambda: engine.set_status("d2", DoctorStatus.AVAILABLE, "Dr", ["general"], 2, "r14"),
+        ),
         ("take again", lambda: engine.take_next("d2", "r12")),
         ("end", lambda: engine.end("d2", consultation, "summary", "r13")),
     ]

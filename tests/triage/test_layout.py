@@ -53,6 +53,7 @@ async def test_every_script_call_touches_one_slot(
     await engine.transfer("d1", match.consultation_id, to_department="general")
     again = await engine.take_next("d2")
     await engine.requeue(again.consultation_id)
+    await on_duty("d2", ("general",))
     again = await engine.take_next("d2")
     await engine.patient_left(offered.offers[0].consultation_id)
     await engine.enqueue("p4", "paeds", intake(), clock.now_ms)

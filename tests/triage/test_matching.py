@@ -192,7 +192,8 @@ async def test_requeue_returns_the_consultation_at_its_original_place(
     assert await engine.waiting("general") == (first, second)
     assert (await engine.ticket(first)).state is TicketState.WAITING
     doctor = await engine.doctor("d1")
-    assert doctor is not None and doctor.active == 0
+    assert doctor is not None and (doctor.active, doctor.status) == (0, DoctorStatus.AWAY)
+    await on_duty("d1", capacity=1)  # back: they say so themselves
     again = await engine.take_next("d1")
     assert again.consultation_id == match.consultation_id
     assert (await engine.stats("general"))["matched"] == 1  # one patient, one match

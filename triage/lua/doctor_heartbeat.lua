@@ -7,6 +7,8 @@ local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local doctor_id = ARGV[2]
 local presence_ttl_ms = tonumber(ARGV[3])
+local accept_ms = tonumber(ARGV[4])
+local id_seed = ARGV[5]
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -17,7 +19,7 @@ if doc[1] == false or doc[1] == 'offline' then
 end
 if tonumber(doc[2]) <= now then
   -- Lapsed but not yet swept: the lapse wins, exactly as if the sweep had come first.
-  expire_doctor(P, doctor_id, now)
+  lapse_doctor(P, doctor_id, now, accept_ms, id_seed)
   return fail('offline', doctor_id)
 end
 local alive_until = now + presence_ttl_ms

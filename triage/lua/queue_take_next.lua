@@ -12,6 +12,7 @@ local request_id = ARGV[2]
 local idem_ttl_s = tonumber(ARGV[3])
 local doctor_id = ARGV[4]
 local new_consultation_id = ARGV[5]
+local accept_ms = tonumber(ARGV[6])
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
@@ -27,7 +28,7 @@ if doc.status == nil or doc.status == 'offline' then
   return remember(idem, idem_ttl_s, fail('offline', doctor_id))
 end
 if tonumber(doc.alive_until) <= now then
-  expire_doctor(P, doctor_id, now)
+  lapse_doctor(P, doctor_id, now, accept_ms, new_consultation_id)
   return remember(idem, idem_ttl_s, fail('offline', doctor_id))
 end
 if doc.status ~= 'available' then

@@ -17,29 +17,21 @@ local id_seed = ARGV[5]
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
 local tkey = dk(P, 'timers')
-local due = redis.call('ZRANGEBYSCORE', tkey, '-inf', now, 'LIMIT', 0, limit)
-local fired = {'ok'}
-for i, member in ipairs(due) do
-  redis.call('ZREM', tkey, member)
+-- One due timer: re-check the state it guards and perform the transition. True if it fired.
+local function fire(member, seed)
   local sep = string.find(member, '|', 1, true)
   local kind = string.sub(member, 1, sep - 1)
   local id = string.sub(member, sep + 1)
-  local seed = id_seed .. '-' .. i
   if kind == 'accept' then
-    local state = redis.call('HGET', dk(P, 'consultation', id), 'state')
-    if state == 'offered' then
+    if redis.call('HGET', dk(P, 'consultation', id), 'state') == 'offered' then
       fire_accept_timeout(P, id, now, accept_ms, seed)
-      fired[#fired + 1] = member
+      return true
     end
   elseif kind == 'presence' then
     local doc = redis.call('HMGET', dk(P, 'doctor', id), 'status', 'alive_until')
     if doc[1] and doc[1] ~= 'offline' and tonumber(doc[2]) <= now then
-      local requeued = expire_doctor(P, id, now)
-      for j, cid in ipairs(requeued) do
-        local dept = redis.call('HGET', dk(P, 'consultation', cid), 'dept')
-        assign_push(P, dept, now, accept_ms, seed .. '-' .. j)
-      end
-      fired[#fired + 1] = member
+      lapse_doctor(P, id, now, accept_ms, seed)
+      return true
     end
   elseif kind == 'grace' then
     local ticket = redis.call('HMGET', dk(P, 'ticket', id), 'state', 'connected', 'consultation')
@@ -49,6 +41,20 @@ for i, member in ipairs(due) do
       else
         abandon(P, id, now, 'disconnected', retention_s)
       end
+      return true
+    end
+  end
+  return false
+end
+
+local due = redis.call('ZRANGEBYSCORE', tkey, '-inf', now, 'LIMIT', 0, limit)
+local fired = {'ok'}
+for i, member in ipairs(due) do
+  -- Only what is still due: an earlier timer of this sweep may have re-armed this one.
+  local deadline = redis.call('ZSCORE', tkey, member)
+  if deadline and tonumber(deadline) <= now then
+    redis.call('ZREM', tkey, member)
+    if fire(member, id_seed .. '-' .. i) then
       fired[#fired + 1] = member
     end
   end

@@ -190,6 +190,8 @@ local function bind_ticket(P, tid, did, state, new_cid, now, deadline)
   redis.call('HSET', ckey, 'state', state, 'doctor', did, 'dept', ticket.dept,
     'history', open_segment(con, did, now))
   redis.call('HSET', tkey, 'state', 'assigned')
+  -- With a doctor, the patient's connection is the consultation's business, not the queue's.
+  redis.call('ZREM', dk(P, 'timers'), 'grace|' .. tid)
   hold_slot(P, did, cid, now)
   if state == 'offered' then
     redis.call('HSET', ckey, 'accept_deadline', deadline)
@@ -213,9 +215,25 @@ local function expire_doctor(P, did, now)
   return open
 end
 
+-- Declared ahead: a lapse re-offers the doctor's patients, and an offer can find a lapse.
+local assign_push
+
+-- A lapse noticed anywhere (the sweep, a heartbeat, a take, an offer) has the same effect:
+-- the doctor goes offline and their patients are requeued and, in push departments, re-offered.
+local function lapse_doctor(P, did, now, accept_ms, id_seed)
+  local made = {}
+  for j, cid in ipairs(expire_doctor(P, did, now)) do
+    local dept = redis.call('HGET', dk(P, 'consultation', cid), 'dept')
+    for _, value in ipairs(assign_push(P, dept, now, accept_ms, id_seed .. '-l' .. j)) do
+      made[#made + 1] = value
+    end
+  end
+  return made
+end
+
 -- Push routing: offer waiting tickets of `dept` to the least busy available doctors.
 -- Returns a flat list {cid, did, cid, did, ...} of the offers made.
-local function assign_push(P, dept, now, accept_ms, id_seed)
+assign_push = function(P, dept, now, accept_ms, id_seed)
   local made = {}
   if routing_of(P, dept) ~= 'push' then
     return made
@@ -233,7 +251,9 @@ local function assign_push(P, dept, now, accept_ms, id_seed)
     local did = best[1]
     local alive_until = tonumber(redis.call('HGET', dk(P, 'doctor', did), 'alive_until') or '0')
     if alive_until <= now then
-      expire_doctor(P, did, now)
+      for _, value in ipairs(lapse_doctor(P, did, now, accept_ms, id_seed .. '-x' .. n)) do
+        made[#made + 1] = value
+      end
     else
       n = n + 1
       local cid = bind_ticket(P, head[1], did, 'offered', id_seed .. '-' .. n, now, now + accept_ms)
@@ -265,10 +285,15 @@ local function finish(P, cid, now, outcome, summary, retention_s)
   local con = hgetall(ckey)
   redis.call('HSET', ckey, 'state', 'ended', 'outcome', outcome, 'ended_ms', now,
     'summary', summary or '', 'accept_deadline', '', 'history', close_segment(con, now, outcome))
-  redis.call('ZREM', dk(P, 'timers'), 'accept|' .. cid)
+  redis.call('ZREM', dk(P, 'timers'), 'accept|' .. cid, 'grace|' .. con.ticket)
   redis.call('ZREM', dk(P, 'queue', con.dept), con.ticket)
+  -- A queued consultation's ticket was waiting again; it was served, so it is done with.
+  redis.call('HSET', dk(P, 'ticket', con.ticket), 'state', 'assigned')
   release_slot(P, con.doctor, cid, now)
-  redis.call('DEL', dk(P, 'patient', con.patient))
+  local pkey = dk(P, 'patient', con.patient)
+  if redis.call('HGET', pkey, 'consultation') == cid then
+    redis.call('DEL', pkey)
+  end
   redis.call('EXPIRE', ckey, retention_s)
   redis.call('EXPIRE', dk(P, 'ticket', con.ticket), retention_s)
   count(P, con.dept, 'ended')
@@ -290,7 +315,10 @@ local function abandon(P, ticket_id, now, reason, retention_s)
     'abandon_reason', reason)
   redis.call('EXPIRE', tkey, retention_s)
   redis.call('ZREM', dk(P, 'timers'), 'grace|' .. ticket_id)
-  redis.call('DEL', dk(P, 'patient', ticket.patient))
+  local pkey = dk(P, 'patient', ticket.patient)
+  if redis.call('HGET', pkey, 'ticket') == ticket_id then
+    redis.call('DEL', pkey)
+  end
   count(P, ticket.dept, 'abandoned')
   count(P, ticket.dept, 'wait_ms_abandoned', waited)
   emit(P, 'abandoned', {ticket = ticket_id, patient = ticket.patient, dept = ticket.dept,
