@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -191,10 +190,10 @@ class Engine:
             self.rules.eta_window_s * 1000,
             "",
         )
-        quote = self._quote_from(department, reply)
+        quote = self._quote_from(reply)
         if urgency is Urgency.ROUTINE:
             if quote.surge:
-                now_ms = self._clock.now_ms if self._clock else int(time.time() * 1000)
+                now_ms = int(str(reply[8]))  # Redis time, as everywhere in the engine
                 await self._client.set(keys.surge(department), now_ms, ex=SURGE_FLAG_TTL_S, nx=True)
             else:
                 await self._client.delete(keys.surge(department))
@@ -210,11 +209,10 @@ class Engine:
         reply = await self._run(
             "queue_quote", "", "routine", 0, self.rules.eta_window_s * 1000, ticket_id
         )
-        ticket = await self.ticket(ticket_id)
-        return self._quote_from(ticket.department, reply)
+        return self._quote_from(reply)
 
-    def _quote_from(self, department: str, reply: list[object]) -> Quote:
-        state, ahead, waiting, serving, free_slots, recent = reply[1:7]
+    def _quote_from(self, reply: list[object]) -> Quote:
+        state, ahead, waiting, serving, free_slots, recent, department = reply[1:8]
         snapshot = QueueSnapshot(
             ahead=int(str(ahead)),
             recent_matches=int(str(recent)),
@@ -224,9 +222,9 @@ class Engine:
             mean_consult_s=self.rules.mean_consult_s,
         )
         estimate = estimate_wait(snapshot)
-        rules = self.rules.department_index.get(department)
+        rules = self.rules.department_index.get(str(department))
         surge = rules is not None and is_surge(estimate, rules.max_wait_s)
-        return Quote(department, str(state), int(str(waiting)), estimate, surge)
+        return Quote(str(department), str(state), int(str(waiting)), estimate, surge)
 
     async def enqueue(
         self,

@@ -2,7 +2,7 @@
 --
 -- With ARGV ticket empty: the place a new ticket of this urgency would get. With a ticket:
 -- that ticket's place. Returns {'ok', state, ahead, waiting, serving, free_slots,
--- recent_matches}; Python turns the numbers into position and ETA (triage/eta.py).
+-- recent_matches, dept, now_ms}; Python turns the numbers into position and ETA (triage/eta.py).
 local meta_key = KEYS[1]
 local now_override = ARGV[1]
 local dept = ARGV[2]
@@ -43,4 +43,4 @@ for _, did in ipairs(redis.call('ZRANGE', dk(P, 'available', dept), 0, -1)) do
 end
 local recent = redis.call('ZCOUNT', dk(P, 'matches', dept), now - window_ms, '+inf')
 return {'ok', state, ahead, redis.call('ZCARD', qkey), redis.call('SCARD', dk(P, 'serving', dept)),
-  free_slots, recent}
+  free_slots, recent, dept, now}
