@@ -15,10 +15,7 @@ local consultation_id = ARGV[7]
 local summary = ARGV[8]
 local id_seed = ARGV[9]
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'end', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'end', request_id)
 if prior then
   return prior
 end

@@ -13,10 +13,7 @@ local accept_ms = tonumber(ARGV[5])
 local consultation_id = ARGV[6]
 local id_seed = ARGV[7]
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'patient_left', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'patient_left', request_id)
 if prior then
   return prior
 end

@@ -12,10 +12,7 @@ local accept_ms = tonumber(ARGV[4])
 local consultation_id = ARGV[5]
 local id_seed = ARGV[6]
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'requeue', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'requeue', request_id)
 if prior then
   return prior
 end

@@ -17,10 +17,7 @@ local to_department = ARGV[7]
 local to_doctor = ARGV[8]
 local id_seed = ARGV[9]
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'transfer', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'transfer', request_id)
 if prior then
   return prior
 end

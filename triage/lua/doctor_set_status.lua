@@ -17,10 +17,7 @@ local capacity = tonumber(ARGV[9])
 local presence_ttl_ms = tonumber(ARGV[10])
 local id_seed = ARGV[11]
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'set_status', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'set_status', request_id)
 if prior then
   return prior
 end

@@ -11,10 +11,7 @@ local retention_s = tonumber(ARGV[4])
 local patient_id = ARGV[5]
 local reason = ARGV[6]
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'cancel', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'cancel', request_id)
 if prior then
   return prior
 end

@@ -20,10 +20,7 @@ local consent_ms = ARGV[10]
 local red_flags_json = ARGV[11]
 local id_seed = ARGV[12]
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'enqueue', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'enqueue', request_id)
 if prior then
   return prior
 end

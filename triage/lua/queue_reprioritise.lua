@@ -12,10 +12,7 @@ local head_start_ms = tonumber(ARGV[6])
 local reason = ARGV[7]
 
 local LEVELS = {routine = 0, priority = 1, urgent = 2, emergency = 3}
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'reprioritise', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'reprioritise', request_id)
 if prior then
   return prior
 end

@@ -14,10 +14,7 @@ local doctor_id = ARGV[4]
 local new_consultation_id = ARGV[5]
 local accept_ms = tonumber(ARGV[6])
 
-local P = desk_prefix(meta_key)
-local now = now_ms(now_override)
-local idem = request_id ~= '' and dk(P, 'idem', 'take_next', request_id) or ''
-local prior = replayed(idem)
+local P, now, idem, prior = begin(meta_key, now_override, 'take_next', request_id)
 if prior then
   return prior
 end

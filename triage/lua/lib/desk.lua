@@ -18,6 +18,14 @@ local function dk(P, ...)
   return P .. ':' .. table.concat({...}, ':')
 end
 
+-- The start of every mutating desk script: the desk prefix, the time, the replay record's key
+-- and, if this request id was seen before, its first result (which the script returns as is).
+local function begin(meta_key, now_override, op, request_id)
+  local P = desk_prefix(meta_key)
+  local idem = request_id ~= '' and dk(P, 'idem', op, request_id) or ''
+  return P, now_ms(now_override), idem, replayed(idem)
+end
+
 local function split(csv)
   local out = {}
   if csv == nil or csv == '' then
