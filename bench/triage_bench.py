@@ -13,10 +13,12 @@ socket in a temp dir and stopped at the end (also on Ctrl-C or SIGTERM):
    succeeds and the number waiting stays where the preload left it, so doctors have a capacity
    no desk would give them. `--mix cycle` adds `end` (enqueue + take_next + end, capacity 4 as
    in chatsvc's config). Each script call counts as one op: `ops_per_s`.
-3. Fixed rate: an open-loop generator offers `--rate` ops/s (2,000) of the same mix, op k at
-   start + k/rate whether or not earlier ops finished; latency runs from that scheduled start
-   to the reply, so a stall is charged to every op it delays (no coordinated omission):
-   `p50_ms`, `p99_ms`.
+3. Fixed rate: an open-loop generator offers `--rate` ops/s (2,000) of the same mix, op k due
+   at start + k/rate whether or not earlier ops finished; latency runs from that due time to
+   the reply, so a stall is charged to every op it delays (no coordinated omission):
+   `p50_ms`, `p99_ms`. The loop's timers tick in whole ms, so ops leave in small batches up to
+   2 ms early, and an op sent early is timed from its sending (spinning instead would take a
+   core from Redis).
 4. Ceilings on the same server: redis-benchmark's EVALSHA rate for a one-line script (INCR of
    one key, a write like the engine's) with 50 clients, and the same script from a bare
    redis-py loop of `--concurrency` tasks in this process (the client-side ceiling).
@@ -26,8 +28,8 @@ Doctors heartbeat every few seconds, as their clients would; heartbeats are not 
 Progress goes to stderr; the last line on stdout is one JSON object, whose unsuffixed figures
 come from the `appendfsync always` server and `*_fsync_off` ones from `appendfsync no`.
 
-    .venv/bin/python bench/triage_bench.py            # full run, a few minutes
-    .venv/bin/python bench/triage_bench.py --quick    # under a minute
+    .venv/bin/python bench/triage_bench.py            # full run, about 2 minutes
+    .venv/bin/python bench/triage_bench.py --quick    # about 30 s
 """
 
 from __future__ import annotations
