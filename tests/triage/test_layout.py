@@ -78,24 +78,27 @@ def _tail(name: str) -> str:
     return script_source(name)[-200:]
 
 
+# Desk keys in the order the Lua probe below builds them.
+DESK_KEYS = [
+    keys.queue("general"),
+    keys.ticket("t1"),
+    keys.patient("p"),
+    keys.doctor("d"),
+    keys.doctor_consultations("d"),
+    keys.available("general"),
+    keys.serving("general"),
+    keys.consultation("c"),
+    keys.timers(),
+    keys.events(),
+    keys.stats("general"),
+    keys.matches("general"),
+    keys.departments(),
+]
+
+
 def test_desk_keys_share_the_desk_slot_and_transcript_keys_their_own() -> None:
     desk_slot = key_slot(keys.desk_meta().encode())
-    desk_keys = [
-        keys.queue("general"),
-        keys.ticket("t1"),
-        keys.patient("p"),
-        keys.doctor("d"),
-        keys.doctor_consultations("d"),
-        keys.available("general"),
-        keys.serving("general"),
-        keys.consultation("c"),
-        keys.timers(),
-        keys.events(),
-        keys.idempotency("r"),
-        keys.stats("general"),
-        keys.matches("general"),
-        keys.departments(),
-    ]
+    desk_keys = [*DESK_KEYS, keys.idempotency("r"), keys.surge("general")]
     assert {key_slot(k.encode()) for k in desk_keys} == {desk_slot}
     transcript = [
         keys.transcript_stream("c1"),
@@ -119,18 +122,4 @@ return {dk(P, 'queue', 'general'), dk(P, 'ticket', 't1'), dk(P, 'patient', 'p'),
 """
     )
     built = await redis.eval(probe, 1, keys.desk_meta())
-    assert built == [
-        keys.queue("general"),
-        keys.ticket("t1"),
-        keys.patient("p"),
-        keys.doctor("d"),
-        keys.doctor_consultations("d"),
-        keys.available("general"),
-        keys.serving("general"),
-        keys.consultation("c"),
-        keys.timers(),
-        keys.events(),
-        keys.stats("general"),
-        keys.matches("general"),
-        keys.departments(),
-    ]
+    assert built == DESK_KEYS

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.triage.conftest import Join, OnDuty
+from tests.triage.conftest import Join, OnDuty, intake
 from triage import errors
 from triage.engine import Engine, ManualClock
 from triage.models import ConsultationState, DoctorStatus, TicketState
+from triage.records import Intake
 
 
 async def test_push_assigns_a_new_patient_to_the_least_busy_doctor_at_once(
@@ -157,7 +158,5 @@ async def test_a_patient_who_reconnects_in_time_keeps_their_place(
     assert await engine.waiting("general") == (ticket,)
 
 
-def _intake():  # noqa: ANN202
-    from tests.triage.conftest import intake
-
+def _intake() -> Intake:
     return intake("feeling low")
