@@ -86,6 +86,8 @@ class ManualClock:
 
 # A surge flag nobody renews (no routine quotes for this long) is dropped.
 SURGE_FLAG_TTL_S = 300
+# `matches:<dept>` keeps this much history: the longest `eta_window_s` the config allows.
+MATCH_HISTORY_S = 3600
 
 
 def _new_id() -> str:
@@ -398,6 +400,27 @@ class Engine:
             _new_id(),
         )
         return tuple(str(member) for member in reply[1:])
+
+    async def trim_matches(self) -> int:
+        """Drop matches older than `MATCH_HISTORY_S` from each department's `matches` set;
+        returns how many went. The sweeper calls this now and then.
+
+        The scripts only add to these sets: trimming at every match cost the busiest script a
+        command (and an AOF record) per call, and quotes count matches by time, so an entry past
+        the window only takes memory until the next trim. Each ZREMRANGEBYSCORE stands alone
+        (no read-modify-write), so no script is needed.
+        """
+        if self._clock is not None:
+            now_ms = self._clock.now_ms
+        else:
+            seconds, micros = await self._client.time()
+            now_ms = seconds * 1000 + micros // 1000
+        cutoff = now_ms - MATCH_HISTORY_S * 1000
+        async with self._client.pipeline(transaction=False) as pipe:
+            for department in self.rules.departments:
+                pipe.zremrangebyscore(keys.matches(department.id), "-inf", cutoff)
+            removed = await pipe.execute()
+        return sum(int(n) for n in removed)
 
     # -- reads ------------------------------------------------------------------------------
 

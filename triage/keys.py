@@ -102,7 +102,8 @@ def stats(department: str) -> str:
 
 def matches(department: str) -> str:
     """Sorted set of recent matches (ticket id scored by ms) for the service rate behind ETAs.
-    Trimmed to the ETA window by the scripts that add to it."""
+    Entries older than the longest ETA window are trimmed by the sweeper
+    (`Engine.trim_matches`)."""
     return f"{_DESK}:matches:{department}"
 
 

@@ -68,3 +68,6 @@ class Sweeper:
             removed = await events.trim(self._link.client, seconds * 1000 + micros // 1000)
             if removed:
                 log.info("events_trimmed", removed=removed)
+            removed = await engine.trim_matches()
+            if removed:
+                log.info("matches_trimmed", removed=removed)

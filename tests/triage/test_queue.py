@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from tests.triage.conftest import Join, OnDuty, intake
 from triage import errors, keys
-from triage.engine import Engine, ManualClock
+from triage.engine import MATCH_HISTORY_S, Engine, ManualClock
 from triage.eta import Basis
 from triage.models import TicketState, Urgency
 
@@ -179,3 +179,23 @@ async def test_a_quote_over_the_max_wait_flags_surge_until_a_quote_within_it(
     within = await engine.quote("paeds")
     assert not within.surge
     assert await engine.surging() == {}
+
+
+async def test_trim_matches_drops_only_matches_older_than_the_longest_eta_window(
+    join: Join, on_duty: OnDuty, engine: Engine, clock: ManualClock, redis: Redis
+) -> None:
+    await on_duty("d1", ("general", "paeds"), capacity=5)
+    await join("old")
+    old = await engine.take_next("d1")
+    clock.advance(MATCH_HISTORY_S - 30)
+    await on_duty("d1", ("general", "paeds"), capacity=5)  # presence renewed
+    await join("recent", "paeds")
+    recent = await engine.take_next("d1")
+    clock.advance(60)  # the first match is now past the history, the second is not
+    # The scripts only add: nothing is dropped until the sweeper's trim.
+    assert await redis.zcard(keys.matches("general")) == 1
+    assert await engine.trim_matches() == 1
+    assert await redis.zrange(keys.matches("general"), 0, -1) == []
+    assert await redis.zrange(keys.matches("paeds"), 0, -1) == [recent.ticket_id]
+    assert old.ticket_id != recent.ticket_id
+    assert await engine.trim_matches() == 0

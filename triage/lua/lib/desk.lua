@@ -7,8 +7,6 @@ local EMERGENCY_OFFSET_MS = 10000000000000
 -- Doctors in `available:<dept>` score load * this + last assignment time: fewer active
 -- consultations first, then the one who has waited longest since their last patient.
 local LOAD_WEIGHT = 10000000000000
--- Matches older than this are dropped from `matches:<dept>`: the longest ETA window allowed.
-local MATCH_HISTORY_MS = 3600000
 
 local function desk_prefix(meta_key)
   return string.sub(meta_key, 1, #meta_key - #':meta')
@@ -168,8 +166,8 @@ local function activate(P, cid, did, now)
     redis.call('HSET', tkey, 'matched_ms', now, 'waited_ms', waited)
     count(P, con.dept, 'matched')
     count(P, con.dept, 'wait_ms_matched', waited)
+    -- Trimmed by the sweeper (Engine.trim_matches), not here: ETAs count by time anyway.
     redis.call('ZADD', dk(P, 'matches', con.dept), now, con.ticket)
-    redis.call('ZREMRANGEBYSCORE', dk(P, 'matches', con.dept), '-inf', now - MATCH_HISTORY_MS)
   end
   emit(P, 'assigned', {consultation = cid, ticket = con.ticket, patient = con.patient,
     doctor = did, dept = con.dept, waited_ms = waited})
