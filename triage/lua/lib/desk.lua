@@ -68,6 +68,11 @@ local function count(P, dept, field, by)
   redis.call('HINCRBY', dk(P, 'stats', dept), field, by or 1)
 end
 
+-- A doctor's score in `available:<dept>`.
+local function available_score(active, last_assigned)
+  return active * LOAD_WEIGHT + last_assigned
+end
+
 -- Put a doctor in or out of each department's available set, from their stored state.
 local function refresh_doctor(P, did, now)
   local doc = hgetall(dk(P, 'doctor', did))
@@ -77,7 +82,7 @@ local function refresh_doctor(P, did, now)
   local on_duty = doc.status == 'available' or doc.status == 'away'
   for _, dept in ipairs(split(doc.departments)) do
     if doc.status == 'available' and alive and active < capacity then
-      local score = active * LOAD_WEIGHT + tonumber(doc.last_assigned or '0')
+      local score = available_score(active, tonumber(doc.last_assigned or '0'))
       redis.call('ZADD', dk(P, 'available', dept), score, did)
     else
       redis.call('ZREM', dk(P, 'available', dept), did)
