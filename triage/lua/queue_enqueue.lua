@@ -25,7 +25,8 @@ if prior then
   return prior
 end
 
-if not routing_of(P, dept) then
+local routing = routing_of(P, dept)
+if not routing then
   return remember(idem, idem_ttl_s, fail('unknown_department', dept))
 end
 if consent_ms == '' then
@@ -53,7 +54,7 @@ count(P, dept, 'joined')
 emit(P, 'enqueued', {ticket = ticket_id, patient = patient_id, dept = dept,
   urgency = urgency, red_flags = red_flags_json})
 
-local offers = assign_push(P, dept, now, accept_ms, id_seed)
+local offers = assign_push(P, dept, now, accept_ms, id_seed, routing)
 local rank = redis.call('ZRANK', dk(P, 'queue', dept), ticket_id)
 local position = rank and (rank + 1) or 0
 return remember(idem, idem_ttl_s, {'ok', ticket_id, arrival, position, offers})

@@ -243,10 +243,11 @@ local function lapse_doctor(P, did, now, accept_ms, id_seed)
 end
 
 -- Push routing: offer waiting tickets of `dept` to the least busy available doctors.
--- Returns a flat list {cid, did, cid, did, ...} of the offers made.
-assign_push = function(P, dept, now, accept_ms, id_seed)
+-- Returns a flat list {cid, did, cid, did, ...} of the offers made. `routing` is the
+-- department's, if the caller has already read it (else it is read here).
+assign_push = function(P, dept, now, accept_ms, id_seed, routing)
   local made = {}
-  if routing_of(P, dept) ~= 'push' then
+  if (routing or routing_of(P, dept)) ~= 'push' then
     return made
   end
   local n = 0
