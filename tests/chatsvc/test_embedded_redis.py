@@ -63,6 +63,13 @@ def test_runs_with_durable_settings_and_no_tcp_port(tmp_path: Path) -> None:
         assert client.config_get("appendonly") == {"appendonly": "yes"}
         assert client.config_get("appendfsync") == {"appendfsync": "always"}
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        # A rewrite forks Redis (a stall for every client): not before the AOF is 512 MB.
+        assert client.config_get("auto-aof-rewrite-min-size") == {
+            "auto-aof-rewrite-min-size": str(512 * 2**20)
+        }
+        assert client.config_get("auto-aof-rewrite-percentage") == {
+            "auto-aof-rewrite-percentage": "100"
+        }
         assert client.config_get("port") == {"port": "0"}
         assert client.config_get("dir") == {"dir": str(tmp_path / "r")}
         client.close()
