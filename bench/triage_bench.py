@@ -23,7 +23,9 @@ socket in a temp dir and stopped at the end (also on Ctrl-C or SIGTERM):
    one key, a write like the engine's) with 50 clients, and the same script from a bare
    redis-py loop of `--concurrency` tasks in this process (the client-side ceiling).
 
-Every call passes a request id, as the gateway does, and real Redis TIME (no test clock).
+Every call passes a request id, as the gateway does, and real Redis TIME (no test clock). The
+bench's redis-py pool has no per-command socket timeout unless `--socket-timeout` gives one
+(chatsvc's own pool, triage.connection, uses 5 s, which costs redis-py a wait_for per send).
 Doctors heartbeat every few seconds, as their clients would; heartbeats are not counted.
 Progress goes to stderr; the last line on stdout is one JSON object, whose unsuffixed figures
 come from the `appendfsync always` server and `*_fsync_off` ones from `appendfsync no`.
@@ -119,6 +121,7 @@ class Plan:
     warmup_s: float
     duration_s: float
     ceiling_requests: int  # redis-benchmark -n
+    socket_timeout_s: float  # redis-py's per-command timeout; 0: none
     binary: str  # redis-server; empty: found as chatsvc finds it
     benchmark_binary: str  # redis-benchmark
 
@@ -480,8 +483,11 @@ async def one_server(plan: Plan, appendfsync: str, directory: Path) -> dict[str,
             decode_responses=True,
             max_connections=connections,
             timeout=REDIS_TIMEOUT_S,
-            # No socket_timeout: redis-py would wrap sends in Python 3.11's wait_for, which can
-            # swallow a cancellation (Ctrl-C); SERVER_TIMEOUT_S bounds the run instead.
+            # No socket timeout by default: with one, redis-py wraps every send in wait_for (a
+            # task per command: a third of its client-side rate here) and Python 3.11's wait_for
+            # can swallow a cancellation (Ctrl-C); SERVER_TIMEOUT_S bounds the run instead. Said
+            # explicitly: redis-py 8 applies 5 s when the argument is left out.
+            socket_timeout=plan.socket_timeout_s or None,
             socket_connect_timeout=REDIS_TIMEOUT_S,
         )
         client = Redis(connection_pool=pool)
@@ -653,6 +659,7 @@ async def bench(plan: Plan, uvloop_used: bool) -> dict[str, object]:
         "p99_ms": on["p99_ms"],
         "rate": plan.rate,
         "mix": "+".join(MIXES[plan.mix]),
+        "socket_timeout_s": plan.socket_timeout_s,
         "evalsha_ceiling_per_s": on["evalsha_ceiling_per_s"],
         "ratio_to_ceiling": on["ratio_to_ceiling"],
     }
@@ -681,6 +688,13 @@ def parse(argv: Sequence[str] | None) -> Plan:
         help="pair: enqueue+take_next (default); cycle: enqueue+take_next+end",
     )
     parser.add_argument("--redis-server", default="", help="redis-server binary (found if empty)")
+    parser.add_argument(
+        "--socket-timeout",
+        type=float,
+        default=0.0,
+        help="redis-py socket_timeout in s for the bench's pool (0: none, the default; "
+        "chatsvc's own pool uses 5)",
+    )
     args = parser.parse_args(argv)
     benchmark = shutil.which("redis-benchmark")
     if benchmark is None:
@@ -689,6 +703,8 @@ def parse(argv: Sequence[str] | None) -> Plan:
     duration = args.duration if args.duration is not None else (3.0 if args.quick else 15.0)
     if not (1 <= args.concurrency <= 1000 and 1 <= args.rate <= 50_000):
         parser.error("--concurrency must be 1..1000 and --rate 1..50000")
+    if not 0 <= args.socket_timeout <= 60:
+        parser.error("--socket-timeout must be 0..60 s")
     if not (0 <= waiting <= 1_000_000 and 0.5 <= duration <= 120):
         parser.error("--waiting must be 0..1,000,000 and --duration 0.5..120 s")
     return Plan(
@@ -701,6 +717,7 @@ def parse(argv: Sequence[str] | None) -> Plan:
         ceiling_requests=100_000 if args.quick else 300_000,
         binary=args.redis_server,
         benchmark_binary=benchmark,
+        socket_timeout_s=args.socket_timeout,
     )
 
 
