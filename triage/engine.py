@@ -86,6 +86,8 @@ class ManualClock:
 
 # A surge flag nobody renews (no routine quotes for this long) is dropped.
 SURGE_FLAG_TTL_S = 300
+# Every desk script's one key (its slot and prefix), built once.
+_DESK_KEYS = (keys.desk_meta(),)
 # `matches:<dept>` keeps this much history: the longest `eta_window_s` the config allows.
 MATCH_HISTORY_S = 3600
 
@@ -110,9 +112,7 @@ class Engine:
         return "" if self._clock is None else str(self._clock.now_ms)
 
     async def _run(self, script: str, *args: object) -> list[object]:
-        reply = await self._scripts[script](
-            keys=[keys.desk_meta()], args=[self._now(), *args], client=self._client
-        )
+        reply = await self._scripts.run(script, _DESK_KEYS, (self._now(), *args), self._client)
         if isinstance(reply, list) and reply and reply[0] == "err":
             raise refusal(str(reply[1]), str(reply[2]))
         return list(reply)

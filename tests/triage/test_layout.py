@@ -3,19 +3,19 @@ Lua key builders name exactly the keys `triage/keys.py` names."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from redis.cluster import key_slot
-from redis.commands.core import AsyncScript
 
 from tests.triage.conftest import OnDuty, intake
 from triage import keys
 from triage.engine import Engine, ManualClock
 from triage.models import Urgency
-from triage.scripts import library_source, script_names, script_source
+from triage.scripts import library_source, loadable_source, script_names
 from triage.transcripts import Transcripts
 
 
@@ -27,16 +27,15 @@ async def test_every_script_call_touches_one_slot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: defaultdict[str, set[int]] = defaultdict(set)
-    original = AsyncScript.__call__
+    # Every script call is an EVALSHA on the client, whichever wrapper sends it.
+    names = {hashlib.sha1(loadable_source(n).encode()).hexdigest(): n for n in script_names()}
+    original = Redis.evalsha
 
-    async def recording(
-        self: AsyncScript, keys: Any = None, args: Any = None, client: Any = None
-    ) -> Any:
-        name = next(n for n in script_names() if self.script.endswith(_tail(n)))
-        seen[name].update(key_slot(str(k).encode()) for k in keys or [])
-        return await original(self, keys=keys, args=args, client=client)
+    async def recording(self: Redis, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        seen[names[sha]].update(key_slot(str(k).encode()) for k in keys_and_args[:numkeys])
+        return await original(self, sha, numkeys, *keys_and_args)
 
-    monkeypatch.setattr(AsyncScript, "__call__", recording)
+    monkeypatch.setattr(Redis, "evalsha", recording)
     await on_duty("d1", ("general", "psych"), capacity=3)
     await on_duty("d2", ("general",))
     await engine.heartbeat("d1")
@@ -71,11 +70,6 @@ async def test_every_script_call_touches_one_slot(
             assert len(slots) == 1, name  # one consultation here: one slot
         else:
             assert slots == {key_slot(keys.desk_meta().encode())}, name
-
-
-def _tail(name: str) -> str:
-    """The end of a script's own text: what the loaded source (library + script) ends with."""
-    return script_source(name)[-200:]
 
 
 # Desk keys in the order the Lua probe below builds them.

@@ -7,8 +7,10 @@ import re
 import pytest
 from redis.asyncio import Redis
 
+from tests.triage.conftest import intake
 from triage import keys
 from triage.desk import SCHEMA_VERSION, init_desk
+from triage.engine import Engine, ManualClock
 from triage.errors import SchemaMismatch
 from triage.scripts import Scripts, script_names, script_source
 from triage.server import read_server_info
@@ -65,3 +67,13 @@ async def test_server_info_reads_version_and_eviction_policy(redis: Redis) -> No
     assert info.version >= (6, 2, 0)
     assert info.maxmemory_policy == "noeviction"
     assert info.has_sharded_pubsub == (info.version >= (7, 0, 0))
+
+
+async def test_a_call_after_redis_lost_its_scripts_loads_the_script_and_runs(
+    engine: Engine, clock: ManualClock, redis: Redis
+) -> None:
+    await redis.script_flush()  # as a Redis restart leaves its script cache
+    joined = await engine.enqueue("p1", "general", intake(), clock.now_ms)
+    assert joined.ticket_id == "t000000000001"
+    assert await engine.waiting("general") == (joined.ticket_id,)
+    assert await Scripts(redis).all_loaded() is False  # only the script called was loaded
