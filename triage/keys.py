@@ -131,3 +131,34 @@ def transcript_dedup(consultation_id: str) -> str:
 def transcript_channel(consultation_id: str) -> str:
     """Pub/sub channel announcing `epoch:seq` of each new message (a hint, not the truth)."""
     return f"{PREFIX}:{transcript_tag(consultation_id)}:notify"
+
+
+def audit() -> str:
+    """Stream of audited reads (who read which consultation's transcript or details, when).
+    Append-only: chatsvc never trims it (see docs/operations.md, "Audit")."""
+    return f"{_DESK}:audit"
+
+
+def patient_consultations(patient_id: str) -> str:
+    """Sorted set of a patient's consultation ids scored by creation ms, for the doctor's view
+    of earlier consultations. Expires `retention` after the patient's latest consultation."""
+    return f"{_DESK}:patient:{patient_id}:consultations"
+
+
+def waiting_since(department: str) -> str:
+    """Sorted set of the department's waiting ticket ids scored by join ms: the same members as
+    `queue`, ordered by how long they have waited (the longest wait is its head). Kept in step
+    with `queue` by the scripts; empty sets vanish by themselves."""
+    return f"{_DESK}:since:{department}"
+
+
+def flagged_waiting(department: str) -> str:
+    """Set of the department's waiting ticket ids whose intake raised a red flag. Kept in step
+    with `queue` by the scripts; empty sets vanish by themselves."""
+    return f"{_DESK}:flagged:{department}"
+
+
+def guest_sessions(address: str, window: int) -> str:
+    """Counter of guest tokens issued to one client address in one rate-limit window. Expires
+    two windows after it starts."""
+    return f"{_DESK}:guests:{address}:{window}"

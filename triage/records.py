@@ -41,6 +41,8 @@ class Intake:
     age_band: str = ""
     duration: str = ""
     language: str = ""
+    # When the patient acknowledged that the service is not for emergencies (ms; 0 = unknown).
+    notice_acknowledged_ms: int = 0
 
 
 @dataclass(frozen=True)

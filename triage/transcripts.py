@@ -2,13 +2,16 @@
 
 This module owns the transcript keys of `keys.py` (`transcript_*`, tagged `{c:<id>}` so one
 script touches one slot) and the three scripts that change them: `transcript_open`,
-`transcript_append` and `transcript_close`. Reads are plain commands in one MULTI.
+`transcript_append`, `transcript_mark_read` and `transcript_close`. Reads are plain commands
+in one MULTI.
 
 The position model (after centrifuge's epoch + offset): every message gets seq 1, 2, 3, ... with
 no gap, so a reader can tell it missed something; the epoch changes whenever the numbering can no
 longer be trusted (the meta hash or the stream was lost and re-created), and a reader holding an
 old epoch or a position no longer held is told so by an exception, never served a silent gap.
-Pub/sub carries only "<epoch>:<seq>" hints; the stream is the truth.
+Pub/sub carries only hints, parsed by `parse_notice`: "<epoch>:<seq>" for a new message (the
+stream is the truth), "t:<role>" for typing (ephemeral, never stored) and "r:<role>:<seq>"
+for a read mark (stored in the meta as `r:<user>`).
 
 It must never log or raise with message bodies in the text: ids and lengths only.
 
@@ -170,6 +173,18 @@ class Position(NamedTuple):
     seq: int
 
 
+class Span(NamedTuple):
+    """What a transcript holds: its epoch, its first held seq and its last seq."""
+
+    epoch: str
+    first_seq: int
+    last_seq: int
+
+    def holds(self, epoch: str, seq: int) -> bool:
+        """Whether a reader at (epoch, seq) can be served what follows, with no gap."""
+        return epoch == self.epoch and self.first_seq - 1 <= seq <= self.last_seq
+
+
 @dataclass(frozen=True)
 class AppendResult:
     entry_id: str  # the stream entry id, "<seq>-0"
@@ -196,6 +211,41 @@ class ReadResult:
     epoch: str
     last_seq: int  # the transcript's last seq when read, whatever `limit` cut
     entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A hint: the transcript reached `seq` in `epoch`. Read the stream for the entries."""
+
+    epoch: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class Typing:
+    role: str
+
+
+@dataclass(frozen=True)
+class ReadMark:
+    role: str
+    seq: int
+
+
+Notice = NewMessage | Typing | ReadMark
+
+
+def parse_notice(payload: str) -> Notice | None:
+    """A channel payload as a typed notice; None for one this version does not know."""
+    head, _, rest = payload.partition(":")
+    if head == "t" and rest:
+        return Typing(role=rest)
+    if head == "r":
+        role, _, seq = rest.partition(":")
+        return ReadMark(role=role, seq=int(seq)) if seq.isdigit() else None
+    if head and rest.isdigit():
+        return NewMessage(epoch=head, seq=int(rest))
+    return None
 
 
 _SCRIPT_ERRORS: dict[str, Callable[[str], TranscriptError]] = {
@@ -271,6 +321,64 @@ class Transcripts:
             ts_ms=int(reply[4]),
             duplicate=bool(int(reply[5])),
         )
+
+    async def mark_read(self, consultation_id: str, user_id: str, seq: int) -> int:
+        """Record that `user_id` has read up to `seq` (never lowering an earlier mark) and
+        announce a raised mark on the channel. Returns the user's read mark after the call.
+        Raises TranscriptNotOpen or NotParticipant."""
+        if seq < 0:
+            raise ValueError("seq must be 0 or more")
+        reply = await self._run(
+            "transcript_mark_read",
+            consultation_id,
+            [keys.transcript_channel(consultation_id), user_id, str(seq)],
+        )
+        return int(reply[1])
+
+    async def signal_typing(self, consultation_id: str, role: str) -> None:
+        """Tell whoever follows the consultation that `role` is typing. Nothing is stored."""
+        await self._client.publish(keys.transcript_channel(consultation_id), f"t:{role}")
+
+    async def position(self, consultation_id: str) -> Position | None:
+        """The transcript's epoch and last seq, or None when it has none."""
+        epoch, seq = await self._client.hmget(keys.transcript_meta(consultation_id), "epoch", "seq")
+        return None if epoch is None else Position(epoch=epoch, seq=int(seq))
+
+    async def span(self, consultation_id: str) -> Span | None:
+        """The epoch and the first and last seq held (first > last when none is held), or None
+        when there is no transcript."""
+        stream = keys.transcript_stream(consultation_id)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.transcript_meta(consultation_id), "epoch", "seq")
+            pipe.xrange(stream, min="-", max="+", count=1)
+            (epoch, last), first = await pipe.execute()
+        if epoch is None:
+            return None
+        last_seq = int(last)
+        return Span(epoch, _seq_of(first[0][0]) if first else last_seq + 1, last_seq)
+
+    async def positions(self, consultation_ids: list[str]) -> dict[str, Position]:
+        """Each transcript's epoch and last seq, in one round trip (those without one left out)."""
+        if not consultation_ids:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for consultation_id in consultation_ids:
+                pipe.hmget(keys.transcript_meta(consultation_id), "epoch", "seq")
+            rows = await pipe.execute()
+        return {
+            cid: Position(epoch, int(seq))
+            for cid, (epoch, seq) in zip(consultation_ids, rows, strict=True)
+            if epoch is not None
+        }
+
+    async def read_marks(self, consultation_id: str) -> dict[str, int]:
+        """Each participant's role -> the highest seq any user of that role has read."""
+        meta = await self._client.hgetall(keys.transcript_meta(consultation_id))
+        marks: dict[str, int] = {}
+        for field, value in meta.items():
+            if field.startswith("r:") and (role := meta.get("p:" + field[2:])):
+                marks[role] = max(marks.get(role, 0), int(value))
+        return marks
 
     async def close(self, consultation_id: str, retention_s: int) -> Position:
         """Refuse further messages and let the transcript expire after `retention_s`.

@@ -77,6 +77,7 @@ class MConsultation:
     started: bool = False
     outcome: str | None = None
     former: list[str] = field(default_factory=list)
+    transferred_by: str = ""  # who last transferred it to a department: never offered it back
 
 
 @dataclass
@@ -263,7 +264,14 @@ class Model:
             listed = [d for d in self.doctors.values() if d.listed and dept in d.departments]
             if not listed:
                 break
-            best = min(listed, key=lambda d: (d.score, d.id))
+            # The engine looks at the two least busy: a transferring doctor is skipped.
+            first_two = sorted(listed, key=lambda d: (d.score, d.id))[:2]
+            held = self.cons.get(queue[0].id)
+            excluded = held.transferred_by if held is not None else ""
+            choices = [d for d in first_two[:1] if d.id != excluded] or first_two[1:2]
+            if not choices:
+                break
+            best = choices[0]
             if best.alive_until <= self.now:
                 made += self.lapse(best)  # the lapse's own offers come first
                 continue
@@ -428,6 +436,7 @@ class Model:
             if target not in DEPARTMENTS:
                 raise Refuse(errors.UnknownDepartment)
             con.dept = self.tickets[con.ticket].dept = target
+            con.transferred_by = doctor_id
             self.back_to_queue(con, "transferred")
             offers = self.assign_push(target)
         else:
@@ -435,6 +444,7 @@ class Model:
             if (
                 to is None
                 or target == doctor_id
+                or con.dept not in to.departments
                 or to.status is not DoctorStatus.AVAILABLE
                 or to.alive_until <= self.now
                 or len(to.open) >= to.capacity

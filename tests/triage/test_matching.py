@@ -180,6 +180,32 @@ async def test_transfer_to_a_named_doctor_is_an_offer_they_accept(
     assert [(await engine.doctor(d)).active for d in ("d1", "d2")] == [0, 1]  # type: ignore[union-attr]
 
 
+async def test_a_named_transfer_needs_a_doctor_of_the_consultations_department(
+    join: Join, on_duty: OnDuty, engine: Engine
+) -> None:
+    await join("p1")
+    await on_duty("d1", ("general",))
+    await on_duty("k1", ("paeds",))
+    match = await engine.take_next("d1")
+    with pytest.raises(errors.TargetUnavailable):
+        await engine.transfer("d1", match.consultation_id, to_doctor="k1")
+    assert (await engine.consultation(match.consultation_id)).doctor_id == "d1"
+
+
+async def test_a_transfer_to_a_push_department_is_never_offered_back_to_its_sender(
+    join: Join, on_duty: OnDuty, engine: Engine
+) -> None:
+    await join("p1")
+    await on_duty("d1", ("general", "psych"), capacity=3)
+    match = await engine.take_next("d1")
+    moved = await engine.transfer("d1", match.consultation_id, to_department="psych")
+    assert moved.state is ConsultationState.QUEUED and not moved.offers  # only d1 serves psych
+    await on_duty("d2", ("psych",))
+    assert await engine.waiting("psych") == ()  # offered to d2 when they came on duty
+    consultation = await engine.consultation(match.consultation_id)
+    assert (consultation.doctor_id, consultation.state) == ("d2", ConsultationState.OFFERED)
+
+
 async def test_requeue_returns_the_consultation_at_its_original_place(
     join: Join, on_duty: OnDuty, engine: Engine, clock: ManualClock
 ) -> None:

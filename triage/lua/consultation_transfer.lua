@@ -2,8 +2,10 @@
 -- department's queue or to a named doctor; the consultation keeps its id and transcript.
 --
 -- To a department: the ticket joins that queue at its original place (the patient keeps the
--- time already waited). To a doctor: it is offered to them (accept within the deadline, as in
--- push routing); they must be available with a free slot (target_unavailable). Refused for
+-- time already waited); the consultation records `transferred_by`, and push routing never
+-- offers it back to that doctor. To a doctor: it is offered to them (accept within the
+-- deadline, as in push routing); they must serve the consultation's department and be
+-- available with a free slot (target_unavailable). Refused for
 -- anyone but the current doctor (not_participant) and unless active (not_active). Returns
 -- {'ok', consultation_id, state, offers}.
 local meta_key = KEYS[1]
@@ -37,7 +39,11 @@ end
 local offers = {}
 if to_doctor ~= '' then
   local target = hgetall(dk(P, 'doctor', to_doctor))
-  if to_doctor == doctor_id or target.status ~= 'available'
+  local serves = false
+  for _, dept in ipairs(split(target.departments)) do
+    serves = serves or dept == con.dept
+  end
+  if to_doctor == doctor_id or not serves or target.status ~= 'available'
       or tonumber(target.alive_until or '0') <= now
       or tonumber(target.active) >= tonumber(target.capacity) then
     return remember(idem, idem_ttl_s, fail('target_unavailable', to_doctor))
@@ -61,7 +67,7 @@ else
   if not routing_of(P, to_department) then
     return remember(idem, idem_ttl_s, fail('unknown_department', to_department))
   end
-  redis.call('HSET', ckey, 'dept', to_department)
+  redis.call('HSET', ckey, 'dept', to_department, 'transferred_by', doctor_id)
   redis.call('HSET', dk(P, 'ticket', con.ticket), 'dept', to_department)
   back_to_queue(P, consultation_id, now, 'transferred', 'transferred')
   offers = assign_push(P, to_department, now, accept_ms, id_seed)

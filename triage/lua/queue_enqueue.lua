@@ -48,7 +48,7 @@ redis.call('HSET', dk(P, 'ticket', ticket_id), 'id', ticket_id, 'patient', patie
   'state', 'waiting', 'intake', intake_json, 'consent_ms', consent_ms,
   'red_flags', red_flags_json, 'consultation', '', 'connected', 1,
   'urgency_history', cjson.encode({{urgency = urgency, at = now, reason = 'intake'}}))
-redis.call('ZADD', dk(P, 'queue', dept), place, ticket_id)
+queue_add(P, dept, ticket_id, place, now, red_flags_json)
 redis.call('HSET', dk(P, 'patient', patient_id), 'ticket', ticket_id, 'consultation', '')
 count(P, dept, 'joined')
 emit(P, 'enqueued', {ticket = ticket_id, patient = patient_id, dept = dept,

@@ -61,7 +61,7 @@ local ticket = redis.call('HMGET', tkey, 'patient', 'dept', 'consultation', 'joi
   'matched_ms')
 local patient, dept, cid, matched_ms = ticket[1], ticket[2], ticket[3], ticket[5]
 local waited = now - tonumber(ticket[4])
-redis.call('ZREM', dk(P, 'queue', dept), tid)
+queue_remove(P, dept, tid)
 local ckey
 local ticket_fields = {'state', 'assigned'}
 if cid == false or cid == '' then
@@ -74,6 +74,7 @@ if cid == false or cid == '' then
   ticket_fields[#ticket_fields + 1] = 'consultation'
   ticket_fields[#ticket_fields + 1] = cid
   redis.call('HSET', dk(P, 'patient', patient), 'consultation', cid)
+  redis.call('ZADD', dk(P, 'patient', patient, 'consultations'), now, cid)
 else
   -- Back from a transfer or requeue: a new segment, and the start time of the first one.
   ckey = dk(P, 'consultation', cid)

@@ -73,6 +73,23 @@ local function available_score(active, last_assigned)
   return active * LOAD_WEIGHT + last_assigned
 end
 
+-- A department's waiting tickets: the queue (by place) and two indexes kept in step with it,
+-- by join time (the longest wait is its head) and the red-flagged ones, so a department's load
+-- is read in O(log n) (triage/summary.py). Every change to the queue goes through these two.
+local function queue_add(P, dept, tid, place, join_ms, red_flags_json)
+  redis.call('ZADD', dk(P, 'queue', dept), place, tid)
+  redis.call('ZADD', dk(P, 'since', dept), join_ms, tid)
+  if red_flags_json ~= nil and red_flags_json ~= '' and red_flags_json ~= '[]' then
+    redis.call('SADD', dk(P, 'flagged', dept), tid)
+  end
+end
+
+local function queue_remove(P, dept, tid)
+  redis.call('ZREM', dk(P, 'queue', dept), tid)
+  redis.call('ZREM', dk(P, 'since', dept), tid)
+  redis.call('SREM', dk(P, 'flagged', dept), tid)
+end
+
 -- Put a doctor in or out of each department's available set, from their stored state.
 local function refresh_doctor(P, did, now)
   local doc = hgetall(dk(P, 'doctor', did))
@@ -146,9 +163,9 @@ local function back_to_queue(P, cid, now, outcome, event)
       (con.former_doctors or '') .. (con.former_doctors and con.former_doctors ~= '' and ',' or '') .. did)
   end
   redis.call('ZREM', dk(P, 'timers'), 'accept|' .. cid)
-  local score = redis.call('HGET', tkey, 'place')
+  local held = redis.call('HMGET', tkey, 'place', 'join_ms', 'red_flags')
   redis.call('HSET', tkey, 'state', 'waiting', 'dept', con.dept)
-  redis.call('ZADD', dk(P, 'queue', con.dept), score, con.ticket)
+  queue_add(P, con.dept, con.ticket, held[1], held[2], held[3])
   release_slot(P, did, cid, now)
   count(P, con.dept, event)
   emit(P, event, {consultation = cid, ticket = con.ticket, patient = con.patient,
@@ -184,7 +201,7 @@ end
 local function bind_ticket(P, tid, did, state, new_cid, now, deadline)
   local tkey = dk(P, 'ticket', tid)
   local ticket = hgetall(tkey)
-  redis.call('ZREM', dk(P, 'queue', ticket.dept), tid)
+  queue_remove(P, ticket.dept, tid)
   local cid = ticket.consultation
   local ckey
   if cid == nil or cid == '' then
@@ -194,6 +211,7 @@ local function bind_ticket(P, tid, did, state, new_cid, now, deadline)
       'dept', ticket.dept, 'created_ms', now, 'history', '[]', 'former_doctors', '')
     redis.call('HSET', tkey, 'consultation', cid)
     redis.call('HSET', dk(P, 'patient', ticket.patient), 'consultation', cid)
+    redis.call('ZADD', dk(P, 'patient', ticket.patient, 'consultations'), now, cid)
   else
     ckey = dk(P, 'consultation', cid)
   end
@@ -256,11 +274,20 @@ assign_push = function(P, dept, now, accept_ms, id_seed, routing)
     if #head == 0 then
       break
     end
-    local best = redis.call('ZRANGE', dk(P, 'available', dept), 0, 0)
-    if #best == 0 then
+    -- A doctor who transferred this case to the department is not offered it back.
+    local excluded = nil
+    local head_cid = redis.call('HGET', dk(P, 'ticket', head[1]), 'consultation')
+    if head_cid and head_cid ~= '' then
+      excluded = redis.call('HGET', dk(P, 'consultation', head_cid), 'transferred_by')
+    end
+    local best = redis.call('ZRANGE', dk(P, 'available', dept), 0, 1)
+    local did = best[1]
+    if did ~= nil and did == excluded then
+      did = best[2]
+    end
+    if did == nil then
       break
     end
-    local did = best[1]
     local alive_until = tonumber(redis.call('HGET', dk(P, 'doctor', did), 'alive_until') or '0')
     if alive_until <= now then
       for _, value in ipairs(lapse_doctor(P, did, now, accept_ms, id_seed .. '-x' .. n)) do
@@ -298,7 +325,7 @@ local function finish(P, cid, now, outcome, summary, retention_s)
   redis.call('HSET', ckey, 'state', 'ended', 'outcome', outcome, 'ended_ms', now,
     'summary', summary or '', 'accept_deadline', '', 'history', close_segment(con, now, outcome))
   redis.call('ZREM', dk(P, 'timers'), 'accept|' .. cid, 'grace|' .. con.ticket)
-  redis.call('ZREM', dk(P, 'queue', con.dept), con.ticket)
+  queue_remove(P, con.dept, con.ticket)
   -- A queued consultation's ticket was waiting again; it was served, so it is done with.
   redis.call('HSET', dk(P, 'ticket', con.ticket), 'state', 'assigned')
   release_slot(P, con.doctor, cid, now)
@@ -308,6 +335,7 @@ local function finish(P, cid, now, outcome, summary, retention_s)
   end
   redis.call('EXPIRE', ckey, retention_s)
   redis.call('EXPIRE', dk(P, 'ticket', con.ticket), retention_s)
+  redis.call('EXPIRE', dk(P, 'patient', con.patient, 'consultations'), retention_s)
   count(P, con.dept, 'ended')
   emit(P, 'ended', {consultation = cid, ticket = con.ticket, patient = con.patient,
     doctor = con.doctor or '', dept = con.dept, outcome = outcome})
@@ -322,7 +350,7 @@ local function abandon(P, ticket_id, now, reason, retention_s)
     return fail('not_waiting', ticket.state or 'unknown')
   end
   local waited = now - tonumber(ticket.join_ms)
-  redis.call('ZREM', dk(P, 'queue', ticket.dept), ticket_id)
+  queue_remove(P, ticket.dept, ticket_id)
   redis.call('HSET', tkey, 'state', 'abandoned', 'abandoned_ms', now, 'waited_ms', waited,
     'abandon_reason', reason)
   redis.call('EXPIRE', tkey, retention_s)
