@@ -50,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True, help="user id (letters, digits, _ . @ -)")
     token.add_argument("--name", default="", help="display name shown to the other party")
     token.add_argument(
+        "--departments",
+        default="",
+        metavar="IDS",
+        help="doctors and supervisors: comma-separated department ids they serve or oversee",
+    )
+    token.add_argument(
+        "--capacity",
+        type=int,
+        default=0,
+        metavar="N",
+        help="doctors: consultations at once (default: limits.doctor_capacity)",
+    )
+    token.add_argument(
         "--ttl",
         type=int,
         default=None,
@@ -105,8 +118,23 @@ def _token(loaded: LoadedConfig, args: argparse.Namespace) -> int:
     except DataDirError as error:
         print(f"chatsvc: {error}", file=sys.stderr)
         return EXIT_FAILED
+    departments = tuple(part for part in args.departments.split(",") if part)
+    known = {department.id for department in loaded.config.departments}
+    unknown = sorted(set(departments) - known)
+    if unknown:
+        print(f"chatsvc: unknown departments: {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     try:
-        token = tokens.issue(secret, tokens.Role(args.role), args.user, time.time(), ttl, args.name)
+        token = tokens.issue(
+            secret,
+            tokens.Role(args.role),
+            args.user,
+            time.time(),
+            ttl,
+            args.name,
+            departments=departments,
+            capacity=args.capacity,
+        )
     except tokens.TokenError as error:
         print(f"chatsvc: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG

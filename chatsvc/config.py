@@ -25,6 +25,9 @@ from triage.redflags import DEFAULT_RED_FLAGS, RedFlagMatcher
 DEFAULT_CONFIG_NAME = "config.toml"
 CONFIG_PATH_VARIABLE = "CHATSVC_CONFIG"
 
+# An origin as browsers send it: scheme, host and an optional port, nothing after.
+ORIGIN_PATTERN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
 # A shared secret shorter than this is guessable by brute force offline (HS256 tokens).
 MIN_TOKEN_SECRET_CHARS = 32
 
@@ -59,6 +62,12 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080  # 0 = any free port; the ready log line says which
     shutdown_timeout_s: PositiveSeconds = 10.0
+    # Browser pages on these origins (scheme://host[:port]) may open /ws, besides the
+    # gateway's own origin. Clients that send no Origin (not browsers) are not affected.
+    allowed_origins: tuple[str, ...] = ()
+    # Behind a load balancer: the header it writes the client's address into (rightmost
+    # value wins). Empty: the TCP peer's address. Never trusted unless named here.
+    trusted_proxy_header: str = ""
 
 
 class RedisConfig(_Section):
@@ -72,6 +81,8 @@ class RedisConfig(_Section):
 class AuthConfig(_Section):
     token_secret: str = ""  # empty = generated on first start, kept in data_dir
     token_ttl_s: PositiveInt = 3600
+    # POST /api/session: guest patient tokens one client address may get per minute.
+    guest_sessions_per_minute: PositiveInt = 10
 
 
 class LimitsConfig(_Section):
@@ -79,6 +90,11 @@ class LimitsConfig(_Section):
     max_message_chars: PositiveInt = 4000
     max_connections: PositiveInt = 10000
     doctor_capacity: PositiveInt = 4
+    # Per connection: a sustained rate of frames per second and the burst allowed above it.
+    frames_per_second: PositiveSeconds = 20.0
+    frame_burst: PositiveInt = 40
+    # Over-limit or undecodable frames within a minute before the socket is closed (4008).
+    max_violations_per_minute: PositiveInt = 30
 
 
 class TriageConfig(_Section):
@@ -90,6 +106,26 @@ class TriageConfig(_Section):
     # The engine keeps an hour of match history, the longest window an ETA may use.
     eta_window_s: Annotated[int, msgspec.Meta(gt=0, le=3600)] = 900
     mean_consult_s: PositiveInt = 600
+
+
+DEFAULT_NOTICE = {
+    "en": "This service is not for emergencies. If you are in danger or seriously unwell,"
+    " call {number} now.",
+    "zh": "本服务不处理急症。如有生命危险或病情严重，请立即拨打 {number}。",
+}
+DEFAULT_GUIDANCE = {
+    "en": "What you describe may need emergency care. Call {number} now or go to the nearest"
+    " emergency department. A doctor will see you here as soon as possible.",
+    "zh": "您描述的情况可能需要紧急救治。请立即拨打 {number} 或前往最近的急诊科。"
+    "医生会尽快在此接诊。",
+}
+
+
+class DeskConfig(_Section):
+    # The local emergency number patients are told to call (120 in mainland China).
+    emergency_number: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] = "120"
+    # Language → the not-for-emergencies notice shown before joining; {number} is filled in.
+    notice: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_NOTICE))
 
 
 class LogConfig(_Section):
@@ -109,6 +145,9 @@ class Department(_Section):
     red_flags_preset: Literal["general", "paediatrics", "psych", "none"] = "general"
     # Extra phrases for this department: phrase = level it raises the ticket to.
     red_flags: dict[str, RedFlagLevel] = msgspec.field(default_factory=dict)
+    # Language → what a patient whose intake raised an emergency flag is told at once;
+    # {number} is the desk's emergency number.
+    guidance: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_GUIDANCE))
 
 
 DEFAULT_DEPARTMENTS: tuple[Department, ...] = (
@@ -137,6 +176,7 @@ class Config(_Section):
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
     triage: TriageConfig = TriageConfig()
+    desk: DeskConfig = DeskConfig()
     log: LogConfig = LogConfig()
     departments: tuple[Department, ...] = DEFAULT_DEPARTMENTS
 
@@ -208,6 +248,18 @@ def _check_rules(config: Config, source: str) -> None:
             f"{source}: auth.token_secret: must be at least {MIN_TOKEN_SECRET_CHARS} characters"
             " (or empty, to have one generated in the data directory)"
         )
+    for origin in config.server.allowed_origins:
+        if not ORIGIN_PATTERN.fullmatch(origin):
+            raise ConfigError(
+                f"{source}: server.allowed_origins: {origin!r} is not scheme://host[:port]"
+            )
+    if "en" not in config.desk.notice:
+        raise ConfigError(f'{source}: desk.notice: an English ("en") text is required')
+    for index, department in enumerate(config.departments):
+        if "en" not in department.guidance:
+            raise ConfigError(
+                f'{source}: departments[{index}].guidance: an English ("en") text is required'
+            )
     url = config.redis.url
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(

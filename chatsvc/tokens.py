@@ -17,6 +17,10 @@ ALGORITHM = "HS256"
 ISSUER = "chatsvc"
 # Ids appear in Redis keys and logs: keep them short and free of separators and spaces.
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # used with fullmatch
+# Department ids as config.py allows them.
+DEPARTMENT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+# More consultations at once than anyone can hold safely is a typo in a token request.
+MAX_CAPACITY = 50
 # Gateways' clocks may disagree a little; a token issued this far "in the future" is accepted.
 CLOCK_SKEW_S = 60
 
@@ -32,15 +36,34 @@ class Claims(msgspec.Struct, frozen=True):
     user_id: str
     expires_at: int  # unix seconds
     name: str = ""  # display name; doctors and supervisors have one, guest patients do not
+    # Staff only: the departments a doctor serves or a supervisor oversees.
+    departments: tuple[str, ...] = ()
+    capacity: int = 0  # doctors: consultations at once; 0 = the desk's [limits] default
 
 
 class TokenError(Exception):
     """A token is malformed, wrongly signed, expired or names a bad role or user id."""
 
 
-def issue(secret: str, role: Role, user_id: str, now: float, ttl_s: int, name: str = "") -> str:
+def issue(
+    secret: str,
+    role: Role,
+    user_id: str,
+    now: float,
+    ttl_s: int,
+    name: str = "",
+    departments: tuple[str, ...] = (),
+    capacity: int = 0,
+) -> str:
     if not USER_ID_PATTERN.fullmatch(user_id):
         raise TokenError(f"user id must match {USER_ID_PATTERN.pattern}")
+    if role is Role.PATIENT and (departments or capacity):
+        raise TokenError("patient tokens carry no departments or capacity")
+    # The rules `verify` applies: a token `issue` signs must never be one `verify` refuses.
+    if not all(DEPARTMENT_PATTERN.fullmatch(department) for department in departments):
+        raise TokenError(f"department ids must match {DEPARTMENT_PATTERN.pattern}")
+    if capacity < 0 or capacity > MAX_CAPACITY:
+        raise TokenError(f"capacity must be 0..{MAX_CAPACITY}")
     payload = {
         "iss": ISSUER,
         "sub": user_id,
@@ -50,6 +73,10 @@ def issue(secret: str, role: Role, user_id: str, now: float, ttl_s: int, name: s
     }
     if name:
         payload["name"] = name
+    if departments:
+        payload["departments"] = list(departments)
+    if capacity:
+        payload["capacity"] = capacity
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -90,4 +117,21 @@ def verify(secret: str, token: str, now: float) -> Claims:
     name = payload.get("name", "")
     if not isinstance(name, str):
         raise TokenError("token names a malformed display name")
-    return Claims(role=role, user_id=user_id, expires_at=expires_at, name=name)
+    departments = payload.get("departments", [])
+    if not isinstance(departments, list) or not all(
+        isinstance(d, str) and DEPARTMENT_PATTERN.fullmatch(d) for d in departments
+    ):
+        raise TokenError("token names malformed departments")
+    capacity = payload.get("capacity", 0)
+    if type(capacity) is not int or not 0 <= capacity <= MAX_CAPACITY:
+        raise TokenError("token names a malformed capacity")
+    if role is Role.PATIENT and (departments or capacity):
+        raise TokenError("patient tokens carry no departments or capacity")
+    return Claims(
+        role=role,
+        user_id=user_id,
+        expires_at=expires_at,
+        name=name,
+        departments=tuple(departments),
+        capacity=capacity,
+    )

@@ -24,6 +24,9 @@ SUBPROTOCOLS = (Encoding.JSON.value, Encoding.MSGPACK.value)
 
 _JSON_IN = msgspec.json.Decoder(Inbound)
 _MSGPACK_IN = msgspec.msgpack.Decoder(Inbound)
+# The client's side: what the server sends.
+_JSON_FROM_SERVER = msgspec.json.Decoder(Outbound)
+_MSGPACK_FROM_SERVER = msgspec.msgpack.Decoder(Outbound)
 _JSON_LOOSE = msgspec.json.Decoder()
 _MSGPACK_LOOSE = msgspec.msgpack.Decoder()
 _JSON_OUT = msgspec.json.Encoder()
@@ -56,7 +59,17 @@ def decode(data: bytes | str, encoding: Encoding) -> Inbound:
         raise ProtocolError(ErrorCode.BAD_FRAME, f"not valid {encoding.name}: {error}") from None
 
 
-def encode(frame: Outbound, encoding: Encoding) -> bytes:
+def decode_outbound(data: bytes | str, encoding: Encoding) -> Outbound:
+    """A server frame, as a client reads it (chatsvc.client, tests)."""
+    try:
+        if encoding is Encoding.JSON:
+            return _JSON_FROM_SERVER.decode(data)
+        return _MSGPACK_FROM_SERVER.decode(data)
+    except (msgspec.ValidationError, *_UNDECODABLE) as error:
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"bad server frame: {error}") from None
+
+
+def encode(frame: Inbound | Outbound, encoding: Encoding) -> bytes:
     if encoding is Encoding.JSON:
         return _JSON_OUT.encode(frame)
     return _MSGPACK_OUT.encode(frame)

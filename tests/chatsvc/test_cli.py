@@ -61,6 +61,95 @@ def test_token_refuses_bad_input_with_status_2(
     assert capsys.readouterr().err.startswith("chatsvc: ")
 
 
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory without config.toml and a data directory of its own."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHATSVC_CONFIG", raising=False)
+    monkeypatch.setenv("CHATSVC_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def issued_claims(isolated: Path, capsys: pytest.CaptureFixture[str]) -> tokens.Claims:
+    secret = load_or_create_token_secret(isolated / "data")
+    return tokens.verify(secret, capsys.readouterr().out.strip(), time.time())
+
+
+def test_token_carries_departments_and_capacity(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["token", "--role", "doctor", "--user", "d1", "--name", "Dr One"]
+    status = cli.main([*argv, "--departments", "general,psych", "--capacity", "3"])
+
+    assert status == 0
+    claims = issued_claims(isolated, capsys)
+    assert (claims.name, claims.departments, claims.capacity) == ("Dr One", ("general", "psych"), 3)
+
+
+def test_token_without_departments_or_capacity_carries_none(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["token", "--role", "supervisor", "--user", "s1"]) == 0
+
+    claims = issued_claims(isolated, capsys)
+    assert (claims.departments, claims.capacity) == ((), 0)
+
+
+def test_token_departments_are_checked_against_the_configured_ones(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = isolated / "desk.toml"
+    config.write_text("[[departments]]\nid = 'derm'\nname = 'Dermatology'\n", encoding="utf-8")
+    argv = ["token", "--config", str(config), "--role", "supervisor", "--user", "s1"]
+
+    assert cli.main([*argv, "--departments", "derm"]) == 0
+    assert issued_claims(isolated, capsys).departments == ("derm",)
+    assert cli.main([*argv, "--departments", "general"]) == 2  # a default, not this desk's
+    assert capsys.readouterr().err == "chatsvc: unknown departments: general\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--role", "doctor", "--departments", "general,cardio,astro"],
+            "unknown departments: astro, cardio",
+            id="unknown-departments",
+        ),
+        pytest.param(
+            ["--role", "doctor", "--departments", "General"],
+            "unknown departments: General",
+            id="department-case",
+        ),
+        pytest.param(
+            ["--role", "patient", "--departments", "general"],
+            "patient tokens carry no departments",
+            id="patient-with-departments",
+        ),
+        pytest.param(
+            ["--role", "patient", "--capacity", "2"],
+            "patient tokens carry no departments",
+            id="patient-with-capacity",
+        ),
+        pytest.param(
+            ["--role", "doctor", "--capacity", str(tokens.MAX_CAPACITY + 1)],
+            "capacity must be",
+            id="capacity-too-high",
+        ),
+        pytest.param(["--role", "doctor", "--capacity", "-1"], "capacity must be", id="negative"),
+    ],
+)
+def test_token_refuses_bad_departments_or_capacity_with_status_2(
+    argv: list[str], message: str, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["token", "--user", "u1", *argv]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no token printed
+    assert captured.err.startswith("chatsvc: ")
+    assert message in captured.err
+
+
 def test_the_installed_console_script_runs() -> None:
     script = Path(sys.executable).parent / "chatsvc"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)

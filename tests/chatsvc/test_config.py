@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from chatsvc.config import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_NOTICE,
     ENV_OVERRIDES,
     Config,
     ConfigError,
+    Department,
     apply_environment,
     department_red_flags,
     find_config_file,
@@ -25,6 +31,20 @@ def test_shipped_config_toml_equals_the_built_in_defaults() -> None:
     shipped = parse_config(REPO_CONFIG.read_text(encoding="utf-8"), str(REPO_CONFIG))
     assert shipped.data_dir == "data"
     assert Config(data_dir="data") == shipped
+
+
+def test_shipped_config_toml_spells_out_every_key() -> None:
+    # Equal to the defaults is not enough: a key left out of the file is equal too.
+    raw = tomllib.loads(REPO_CONFIG.read_text(encoding="utf-8"))
+    assert set(raw) == set(Config.__struct_fields__)
+    for name in set(Config.__struct_fields__) - {"data_dir", "departments"}:
+        section = getattr(Config(), name)
+        assert set(raw[name]) == set(msgspec.structs.asdict(section)), name
+    first, *others = raw["departments"]
+    # red_flags is shown as a commented example; guidance once, for the first department.
+    assert set(first) == set(Department.__struct_fields__) - {"red_flags"}
+    assert all(set(d) == set(first) - {"guidance"} for d in others)
+    assert "# [departments.red_flags]" in REPO_CONFIG.read_text(encoding="utf-8")
 
 
 def test_shipped_config_has_the_three_departments_and_no_usable_secret() -> None:
@@ -44,6 +64,7 @@ def test_empty_file_gives_defaults() -> None:
         ("prot = 1", "c.toml: prot: unknown key"),
         ("[server]\nprot = 8080", "c.toml: server.prot: unknown key"),
         ("[sever]\nport = 8080", "c.toml: sever: unknown key"),
+        ("[desk]\nnumber = '112'", "c.toml: desk.number: unknown key"),
         (
             "[[departments]]\nid = 'a'\nname = 'A'\nroute = 'pull'",
             "departments[0].route: unknown key",
@@ -79,6 +100,25 @@ def test_unknown_key_is_refused_and_named(text: str, expected: str) -> None:
             ">= 1",
         ),
         ("[[departments]]\nname = 'A'", "departments[0]", "missing required field `id`"),
+        ("[server]\nallowed_origins = 'https://a.example'", "server.allowed_origins", "`array`"),
+        ("[server]\nallowed_origins = [1]", "server.allowed_origins[0]", "expected `str`"),
+        ("[server]\ntrusted_proxy_header = 1", "server.trusted_proxy_header", "expected `str`"),
+        ("[auth]\nguest_sessions_per_minute = 0", "auth.guest_sessions_per_minute", ">= 1"),
+        ("[limits]\nframes_per_second = 0", "limits.frames_per_second", "> 0"),
+        ("[limits]\nframes_per_second = -1.5", "limits.frames_per_second", "> 0"),
+        ("[limits]\nframe_burst = 0", "limits.frame_burst", ">= 1"),
+        ("[limits]\nframe_burst = 2.5", "limits.frame_burst", "expected `int`"),
+        ("[limits]\nmax_violations_per_minute = 0", "limits.max_violations_per_minute", ">= 1"),
+        ("[desk]\nemergency_number = ''", "desk.emergency_number", "length >= 1"),
+        ("[desk]\nemergency_number = '1234567890123456789012'", "desk.emergency_number", "<= 20"),
+        ("[desk]\nemergency_number = 120", "desk.emergency_number", "expected `str`"),
+        ("[desk]\nnotice = 'Call 120'", "desk.notice", "expected `object`"),
+        ("[desk.notice]\nen = 1", "desk.notice", "expected `str`"),
+        (
+            "[[departments]]\nid = 'a'\nname = 'A'\n[departments.guidance]\nen = 2",
+            "departments[0].guidance",
+            "expected `str`",
+        ),
     ],
 )
 def test_wrong_type_or_value_is_refused_and_names_the_key(text: str, key: str, reason: str) -> None:
@@ -113,6 +153,101 @@ def test_a_short_token_secret_is_refused() -> None:
 def test_a_redis_url_of_another_scheme_is_refused() -> None:
     with pytest.raises(ConfigError, match="redis.url: must start with"):
         parse_config("[redis]\nurl = 'http://localhost:6379'", "c.toml")
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "clinic.example",
+        "https://clinic.example/",
+        "https://clinic.example/chat",
+        "https://clinic.example?x=1",
+        "ftp://clinic.example",
+        "https://",
+        "https://clinic.example:",
+        "https://clinic.example:123456",
+        "https://user@clinic.example",
+        "*",
+        "",
+        "https://clinic.example\n",
+    ],
+)
+def test_an_origin_that_is_not_scheme_host_port_is_refused(origin: str) -> None:
+    # A TOML basic string takes JSON's escapes.
+    text = f"[server]\nallowed_origins = ['https://ok.example', {json.dumps(origin)}]"
+    message = f"c.toml: server.allowed_origins: {origin!r} is not scheme://host[:port]"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.toml")
+    assert str(caught.value) == message
+
+
+def test_origins_of_scheme_host_and_port_are_accepted() -> None:
+    origins = ("https://clinic.example", "http://localhost:8080", "https://10.0.0.5:443")
+    config = parse_config(f"[server]\nallowed_origins = {list(origins)!r}", "c.toml")
+    assert config.server.allowed_origins == origins
+
+
+def test_new_server_auth_and_limits_keys_are_read() -> None:
+    text = (
+        "[server]\ntrusted_proxy_header = 'X-Forwarded-For'\n"
+        "[auth]\nguest_sessions_per_minute = 3\n"
+        "[limits]\nframes_per_second = 0.5\nframe_burst = 2\nmax_violations_per_minute = 5\n"
+    )
+    config = parse_config(text, "c.toml")
+    assert config.server.trusted_proxy_header == "X-Forwarded-For"
+    assert config.auth.guest_sessions_per_minute == 3
+    limits = config.limits
+    assert (limits.frames_per_second, limits.frame_burst, limits.max_violations_per_minute) == (
+        0.5,
+        2,
+        5,
+    )
+
+
+def test_the_desk_defaults_to_120_and_the_shipped_notice_and_guidance() -> None:
+    config = Config()
+    assert config.desk.emergency_number == "120"
+    assert config.desk.notice == DEFAULT_NOTICE
+    assert set(DEFAULT_NOTICE) == set(DEFAULT_GUIDANCE) == {"en", "zh"}
+    assert all(d.guidance == DEFAULT_GUIDANCE for d in config.departments)
+    texts = [*DEFAULT_NOTICE.values(), *DEFAULT_GUIDANCE.values()]
+    assert all("{number}" in text for text in texts)
+
+
+def test_a_configured_notice_replaces_the_shipped_one_whole() -> None:
+    text = "[desk]\nemergency_number = '112'\n[desk.notice]\nen = 'Not for emergencies.'\n"
+    config = parse_config(text, "c.toml")
+    assert config.desk.emergency_number == "112"
+    assert config.desk.notice == {"en": "Not for emergencies."}  # no zh left over
+
+
+def test_a_notice_without_english_is_refused() -> None:
+    text = "[desk.notice]\nzh = '本服务不处理急症。'\nfr = 'Pas pour les urgences.'\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.toml")
+    assert str(caught.value) == 'c.toml: desk.notice: an English ("en") text is required'
+
+
+def test_a_department_guidance_without_english_is_refused_and_named_by_index() -> None:
+    text = (
+        "[[departments]]\nid = 'a'\nname = 'A'\n"
+        "[[departments]]\nid = 'b'\nname = 'B'\n[departments.guidance]\nzh = '请拨打 {number}'\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.toml")
+    assert str(caught.value) == (
+        'c.toml: departments[1].guidance: an English ("en") text is required'
+    )
+
+
+def test_a_department_guidance_replaces_the_shipped_one_for_that_department_only() -> None:
+    text = (
+        "[[departments]]\nid = 'a'\nname = 'A'\n[departments.guidance]\nen = 'Call {number}.'\n"
+        "[[departments]]\nid = 'b'\nname = 'B'\n"
+    )
+    first, second = parse_config(text, "c.toml").departments
+    assert first.guidance == {"en": "Call {number}."}
+    assert second.guidance == DEFAULT_GUIDANCE
 
 
 def test_invalid_toml_names_the_file() -> None:

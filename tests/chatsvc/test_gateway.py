@@ -10,7 +10,7 @@ from aiohttp import WSMsgType
 from redis.asyncio import Redis
 
 from chatsvc import tokens
-from chatsvc.config import Config, LimitsConfig, RedisConfig, TriageConfig
+from chatsvc.config import DEFAULT_NOTICE, Config, LimitsConfig, RedisConfig, TriageConfig
 from chatsvc.gateway.keys import CONNECTIONS, REDIS_LINK
 from chatsvc.gateway.redis_link import LinkState
 from chatsvc.protocol.errors import CloseCode
@@ -21,8 +21,20 @@ from triage.models import DoctorStatus, Urgency
 from triage.records import Intake
 
 
-def _token(role: tokens.Role = tokens.Role.DOCTOR, user: str = "d1", ttl: int = 600) -> str:
-    return tokens.issue(TEST_SECRET, role, user, time.time(), ttl, name="Dr One")
+def _token(
+    role: tokens.Role = tokens.Role.DOCTOR,
+    user: str = "d1",
+    ttl: int = 600,
+    departments: tuple[str, ...] = (),
+) -> str:
+    name = "" if role is tokens.Role.PATIENT else "Dr One"
+    return tokens.issue(
+        TEST_SECRET, role, user, time.time(), ttl, name=name, departments=departments
+    )
+
+
+def _notice(lang: str) -> str:
+    return DEFAULT_NOTICE[lang].replace("{number}", "120")
 
 
 async def test_healthz_answers_ok(make_gateway: GatewayFactory) -> None:
@@ -113,14 +125,21 @@ async def test_ws_hello_with_a_valid_token_is_welcomed(make_gateway: GatewayFact
     client = await make_gateway()
     async with client.ws_connect("/ws", protocols=["chatsvc.json"]) as ws:
         assert ws.protocol == "chatsvc.json"
-        await ws.send_str(json.dumps({"type": "hello", "id": "h1", "token": _token()}))
+        token = _token(departments=("psych",))
+        await ws.send_str(json.dumps({"type": "hello", "id": "h1", "token": token}))
         welcome = json.loads(await ws.receive_str(timeout=5))
         assert welcome == {
             "type": "welcome",
             "protocol": 1,
             "role": "doctor",
             "user_id": "d1",
+            "name": "Dr One",
             "expires_at": welcome["expires_at"],
+            # Staff see their own departments, and no emergency notice.
+            "departments": [
+                {"id": "psych", "name": "Psychological counselling", "routing": "push"}
+            ],
+            "emergency": None,
             "ref": "h1",
         }
         assert welcome["expires_at"] > time.time()
@@ -133,13 +152,30 @@ async def test_ws_msgpack_connection_speaks_binary_frames(make_gateway: GatewayF
         token = _token(tokens.Role.PATIENT, "p1")
         await ws.send_bytes(msgpack.packb({"type": "hello", "token": token}))
         welcome = msgpack.unpackb(await ws.receive_bytes(timeout=5))
-        assert (welcome["type"], welcome["role"], welcome["user_id"]) == (
+        assert (welcome["type"], welcome["role"], welcome["user_id"], welcome["name"]) == (
             "welcome",
             "patient",
             "p1",
+            "",
         )
+        # Patients see every department of the desk and the not-for-emergencies notice.
+        assert [d["id"] for d in welcome["departments"]] == ["general", "paediatrics", "psych"]
+        assert welcome["emergency"] == {"number": "120", "text": _notice("en")}
+        assert welcome["ref"] is None
         await ws.send_bytes(msgpack.packb({"type": "ping", "id": "p"}))
         assert msgpack.unpackb(await ws.receive_bytes(timeout=5)) == {"type": "pong", "ref": "p"}
+
+
+async def test_ws_patient_is_told_the_notice_in_their_language(
+    make_gateway: GatewayFactory,
+) -> None:
+    client = await make_gateway()
+    for lang, expected in (("zh-CN", _notice("zh")), ("fr", _notice("en"))):
+        async with client.ws_connect("/ws") as ws:
+            hello = {"type": "hello", "token": _token(tokens.Role.PATIENT, "p1"), "lang": lang}
+            await ws.send_str(json.dumps(hello))
+            welcome = json.loads(await ws.receive_str(timeout=5))
+            assert welcome["emergency"] == {"number": "120", "text": expected}, lang
 
 
 async def test_ws_frame_before_hello_gets_an_error_and_the_socket_closes(

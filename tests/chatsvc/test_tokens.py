@@ -310,3 +310,133 @@ def test_token_issued_beyond_the_allowed_clock_skew_ahead_is_refused() -> None:
 
     with pytest.raises(TokenError, match="future"):
         tokens.verify(SECRET, token, now=NOW)
+
+
+# Staff claims: departments and capacity
+
+
+@pytest.mark.parametrize(
+    ("role", "departments", "capacity"),
+    [
+        pytest.param(Role.DOCTOR, ("general", "paediatrics"), 3, id="doctor"),
+        pytest.param(Role.DOCTOR, ("psych",), tokens.MAX_CAPACITY, id="doctor-max-capacity"),
+        pytest.param(Role.SUPERVISOR, ("general", "psych"), 0, id="supervisor"),
+        pytest.param(Role.DOCTOR, ("a" * 32, "0-x_y"), 1, id="longest-and-odd-ids"),
+    ],
+)
+def test_staff_token_carries_its_departments_and_capacity(
+    role: Role, departments: tuple[str, ...], capacity: int
+) -> None:
+    token = tokens.issue(
+        SECRET,
+        role,
+        "staff-1",
+        now=NOW,
+        ttl_s=TTL_S,
+        departments=departments,
+        capacity=capacity,
+    )
+
+    claims = tokens.verify(SECRET, token, now=NOW)
+
+    assert (claims.departments, claims.capacity) == (departments, capacity)
+    assert isinstance(claims.departments, tuple)
+    assert signed_payload(token)["departments"] == list(departments)
+
+
+def test_empty_departments_and_zero_capacity_are_left_out_of_the_token() -> None:
+    token = tokens.issue(SECRET, Role.DOCTOR, "d1", now=NOW, ttl_s=TTL_S)
+
+    claims = tokens.verify(SECRET, token, now=NOW)
+
+    assert (claims.departments, claims.capacity) == ((), 0)
+    assert "departments" not in signed_payload(token)
+    assert "capacity" not in signed_payload(token)
+
+
+@pytest.mark.parametrize(
+    ("departments", "capacity"),
+    [
+        pytest.param(("general",), 0, id="departments"),
+        pytest.param((), 2, id="capacity"),
+    ],
+)
+def test_issue_refuses_a_patient_token_with_departments_or_capacity(
+    departments: tuple[str, ...], capacity: int
+) -> None:
+    with pytest.raises(TokenError, match="patient"):
+        tokens.issue(
+            SECRET,
+            Role.PATIENT,
+            "p1",
+            now=NOW,
+            ttl_s=TTL_S,
+            departments=departments,
+            capacity=capacity,
+        )
+
+
+@pytest.mark.parametrize("capacity", [-1, tokens.MAX_CAPACITY + 1, 1000])
+def test_issue_refuses_a_capacity_out_of_range(capacity: int) -> None:
+    with pytest.raises(TokenError, match="capacity"):
+        tokens.issue(SECRET, Role.DOCTOR, "d1", now=NOW, ttl_s=TTL_S, capacity=capacity)
+
+
+MALFORMED_DEPARTMENTS = ["", "General", "a b", "a:b", "x" * 33, "-lead", "_lead", "gen\n", "é"]
+
+
+@pytest.mark.parametrize("department", MALFORMED_DEPARTMENTS)
+def test_issue_refuses_a_malformed_department_id(department: str) -> None:
+    # `verify` would refuse such a token: `issue` must not sign it in the first place.
+    with pytest.raises(TokenError, match="department"):
+        tokens.issue(
+            SECRET, Role.DOCTOR, "d1", now=NOW, ttl_s=TTL_S, departments=("general", department)
+        )
+
+
+def test_crafted_staff_token_with_valid_departments_and_capacity_is_accepted() -> None:
+    token = crafted(departments=["general", "psych"], capacity=4, name="Dr House")
+
+    assert tokens.verify(SECRET, token, now=NOW) == Claims(
+        role=Role.DOCTOR,
+        user_id="dr.house",
+        expires_at=EXPIRES_AT,
+        name="Dr House",
+        departments=("general", "psych"),
+        capacity=4,
+    )
+
+
+@pytest.mark.parametrize(
+    "departments",
+    [
+        "general",
+        {"general": True},
+        [1],
+        ["general", None],
+        [["general"]],
+        *([d] for d in MALFORMED_DEPARTMENTS),
+    ],
+)
+def test_verify_refuses_malformed_departments(departments: object) -> None:
+    with pytest.raises(TokenError, match="departments"):
+        tokens.verify(SECRET, crafted(departments=departments), now=NOW)
+
+
+@pytest.mark.parametrize("capacity", [-1, tokens.MAX_CAPACITY + 1, 1.5, 2.0, "2", True, [2]])
+def test_verify_refuses_a_malformed_capacity(capacity: object) -> None:
+    with pytest.raises(TokenError, match="capacity"):
+        tokens.verify(SECRET, crafted(capacity=capacity), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"departments": ["general"]}, {"capacity": 2}, {"departments": ["psych"], "capacity": 1}],
+)
+def test_verify_refuses_a_patient_token_with_departments_or_capacity(
+    claims: dict[str, object],
+) -> None:
+    token = crafted(role=Role.PATIENT.value, **claims)
+
+    with pytest.raises(TokenError, match="patient"):
+        tokens.verify(SECRET, token, now=NOW)
