@@ -14,10 +14,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from chatsvc.gateway.api import create_session, transcript
+from chatsvc.gateway.commands import Commands
 from chatsvc.gateway.connections import Connections
+from chatsvc.gateway.context import GatewayContext
 from chatsvc.gateway.desk import desk_rules
+from chatsvc.gateway.desk_feed import DeskFeed
+from chatsvc.gateway.fanout import Fanout
 from chatsvc.gateway.health import healthz, readyz
-from chatsvc.gateway.keys import CONNECTIONS, REDIS_LINK, SETTINGS
+from chatsvc.gateway.keys import COMMANDS, CONNECTIONS, CONTEXT, REDIS_LINK, SETTINGS
+from chatsvc.gateway.presence import Presence
+from chatsvc.gateway.queue_watch import QueueWatch
 from chatsvc.gateway.redis_link import RedisLink
 from chatsvc.gateway.settings import Settings
 from chatsvc.gateway.sweeper import Sweeper
@@ -33,11 +40,22 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
         desk_rules(config),
         config.redis.connect_timeout_s,
         config.redis.retry_max_backoff_s,
+        max_message_chars=config.limits.max_message_chars,
     )
     app[REDIS_LINK] = link
+    ctx = GatewayContext(config=config, link=link)
+    ctx.fanout = Fanout(ctx.hub, link)
+    ctx.queue_watch = QueueWatch(ctx)
+    app[CONTEXT] = ctx
+    app[COMMANDS] = Commands(ctx)
     tasks = [
         asyncio.create_task(link.run(), name="redis-link"),
         asyncio.create_task(Sweeper(link).run(), name="sweeper"),
+        asyncio.create_task(ctx.fanout.run(), name="fanout"),
+        asyncio.create_task(ctx.fanout.run_position_checks(), name="position-checks"),
+        asyncio.create_task(DeskFeed(ctx).run(), name="desk-feed"),
+        asyncio.create_task(ctx.queue_watch.run(), name="queue-watch"),
+        asyncio.create_task(Presence(ctx).run(), name="presence"),
     ]
     yield
     for task in tasks:
@@ -61,4 +79,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/ws", websocket_handler)
+    app.router.add_post("/api/session", create_session)
+    app.router.add_get("/api/consultations/{consultation}/transcript", transcript)
     return app

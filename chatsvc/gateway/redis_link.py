@@ -26,6 +26,7 @@ from triage.engine import DeskRules, Engine
 from triage.errors import TriageError
 from triage.scripts import Scripts
 from triage.server import ServerInfo, read_server_info
+from triage.transcripts import Transcripts
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +75,12 @@ class RedisLink:
     """Owns the Redis client of one gateway process and its readiness."""
 
     def __init__(
-        self, url: str, rules: DeskRules, connect_timeout_s: float, max_backoff_s: float
+        self,
+        url: str,
+        rules: DeskRules,
+        connect_timeout_s: float,
+        max_backoff_s: float,
+        max_message_chars: int = 4000,
     ) -> None:
         self.url = url
         self.rules = rules
@@ -82,6 +88,7 @@ class RedisLink:
         self.client: Redis = connect(url, connect_timeout_s=connect_timeout_s)
         self.scripts = Scripts(self.client)
         self.engine = Engine(self.client, self.scripts, rules)
+        self.transcripts = Transcripts(self.client, self.scripts, max_body_chars=max_message_chars)
         self.state = LinkState.CONNECTING
         self.detail = ""
         self.server: ServerInfo | None = None

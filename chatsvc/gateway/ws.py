@@ -1,23 +1,47 @@
 """The WebSocket endpoint `/ws`: the only code that awaits a client socket.
 
-It pumps frames through the codec and the sans-I/O `Session` and carries out the effects the
-session returns. Logs carry the connection id, role and sizes, never frame contents.
+The handshake checks `Origin` (a browser page from another site must not drive a user's
+session: cross-site WebSocket hijacking). Then frames go through the codec and the sans-I/O
+`Session`; its effects are carried out here: replies queued on the connection's outbox, the
+welcome and the user's current state after `hello`, commands run one at a time in the order
+they came (so two sends are stored in the order they were sent), and the close at token expiry.
+Logs carry the connection id, role and sizes, never frame contents.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import WSMsgType, web
+from redis.exceptions import RedisError
 
 from chatsvc import tokens
-from chatsvc.gateway.keys import CONNECTIONS, SETTINGS
+from chatsvc.gateway.commands import Commands
+from chatsvc.gateway.context import GatewayContext
+from chatsvc.gateway.hub import Conn
+from chatsvc.gateway.keys import COMMANDS, CONNECTIONS, CONTEXT, SETTINGS
+from chatsvc.protocol import frames as f
 from chatsvc.protocol.codec import SUBPROTOCOLS, Encoding, decode, encode
 from chatsvc.protocol.errors import CloseCode, ErrorCode, ProtocolError
-from chatsvc.protocol.session import Close, Effect, Reply, Session, State
+from chatsvc.protocol.session import (
+    Authenticated,
+    Close,
+    Dispatch,
+    Effect,
+    Limits,
+    Reply,
+    Session,
+    State,
+)
+from chatsvc.tokens import Role
+from triage import views
+from triage.errors import Refused
 
 log = structlog.get_logger(__name__)
 
@@ -30,10 +54,24 @@ HEARTBEAT_S = 20.0
 HARD_FRAME_LIMIT_FACTOR = 4
 
 
+def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
+    """No Origin (not a browser), the gateway's own host, or a configured origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == request.host.lower()
+
+
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     connections = request.app[CONNECTIONS]
-    limits = settings.config.limits
+    config = settings.config
+    limits = config.limits
+    if not origin_allowed(request, config.server.allowed_origins):
+        log.info("ws_origin_refused")
+        raise web.HTTPForbidden(text="origin not allowed")
     if len(connections) >= limits.max_connections:
         raise web.HTTPServiceUnavailable(text="connection limit reached")
     ws = web.WebSocketResponse(
@@ -44,75 +82,216 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     encoding = Encoding(ws.ws_protocol) if ws.ws_protocol else Encoding.JSON
     conn_id = uuid.uuid4().hex[:12]
-    session = Session(verify_token=functools.partial(tokens.verify, settings.token_secret))
+    session = Session(
+        verify_token=functools.partial(tokens.verify, settings.token_secret),
+        limits=Limits(
+            frames_per_second=limits.frames_per_second,
+            burst=limits.frame_burst,
+            max_violations=limits.max_violations_per_minute,
+        ),
+    )
     connections.add(ws)
     bound = log.bind(conn_id=conn_id, encoding=encoding.name.lower())
     bound.info("ws_open")
+    socket = Socket(request.app[CONTEXT], request.app[COMMANDS], ws, session, encoding, conn_id)
     try:
-        await _serve(ws, session, encoding, limits.max_frame_bytes, bound)
+        await socket.serve(limits.max_frame_bytes, bound)
     finally:
         connections.discard(ws)
+        await socket.detach()
         role = session.claims.role.value if session.claims else None
         code = None if ws.close_code is None else int(ws.close_code)
         bound.info("ws_closed", role=role, close_code=code)
     return ws
 
 
-async def _serve(
-    ws: web.WebSocketResponse,
-    session: Session,
-    encoding: Encoding,
-    max_frame_bytes: int,
-    bound: structlog.stdlib.BoundLogger,
-) -> None:
-    while not ws.closed:
-        awaiting_hello = session.state is State.AWAITING_HELLO
-        try:
-            message = await ws.receive(timeout=HELLO_TIMEOUT_S if awaiting_hello else None)
-        except TimeoutError:
-            await ws.close(code=CloseCode.AUTH_TIMEOUT, message=b"no hello in time")
-            return
-        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            return
-        if message.type is WSMsgType.ERROR:
-            bound.info("ws_error", error=type(ws.exception()).__name__)
-            return
-        effects = _effects_for(message.type, message.data, session, encoding, max_frame_bytes)
+class Socket:
+    """One client socket from its first frame to its close."""
+
+    def __init__(
+        self,
+        ctx: GatewayContext,
+        commands: Commands,
+        ws: web.WebSocketResponse,
+        session: Session,
+        encoding: Encoding,
+        conn_id: str,
+    ) -> None:
+        self._ctx = ctx
+        self._commands = commands
+        self._ws = ws
+        self._session = session
+        self._encoding = encoding
+        self._conn_id = conn_id
+        self.conn: Conn | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    async def serve(self, max_frame_bytes: int, bound: structlog.stdlib.BoundLogger) -> None:
+        ws, session = self._ws, self._session
+        while not ws.closed:
+            try:
+                message = await ws.receive(timeout=self._receive_timeout())
+            except TimeoutError:
+                if session.state is State.AWAITING_HELLO:
+                    await ws.close(code=CloseCode.AUTH_TIMEOUT, message=b"no hello in time")
+                    return
+                if not await self._carry_out(session.tick(time.time()), bound):
+                    return
+                continue
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if message.type is WSMsgType.ERROR:
+                bound.info("ws_error", error=type(ws.exception()).__name__)
+                return
+            effects = _effects_for(
+                message.type, message.data, session, self._encoding, max_frame_bytes
+            )
+            if not await self._carry_out(effects, bound):
+                return
+
+    def _receive_timeout(self) -> float | None:
+        if self._session.state is State.AWAITING_HELLO:
+            return HELLO_TIMEOUT_S
+        deadline = self._session.next_deadline()
+        # aiohttp reads a timeout of 0 as "none": a deadline already due waits a millisecond.
+        return None if deadline is None else max(0.001, deadline - time.time())
+
+    async def _carry_out(self, effects: list[Effect], bound: structlog.stdlib.BoundLogger) -> bool:
+        """False once the socket is closed."""
         for effect in effects:
             if isinstance(effect, Reply):
-                await _send(ws, effect, encoding)
+                await self._reply(effect.frame)
             elif isinstance(effect, Close):
-                await ws.close(code=effect.code, message=effect.reason.encode())
-                return
-        if session.state is State.OPEN and awaiting_hello and session.claims is not None:
-            bound.info("ws_authenticated", role=session.claims.role.value)
+                await self._close(effect.code, effect.reason)
+                return False
+            elif isinstance(effect, Authenticated):
+                bound.info("ws_authenticated", role=effect.claims.role.value)
+                await self._attach(effect)
+            elif isinstance(effect, Dispatch) and self.conn is not None:
+                self.conn.claims = effect.claims  # a renew may have replaced them
+                await self._commands.handle(self.conn, effect.frame)
+        return True
+
+    async def _reply(self, frame: f.Outbound) -> None:
+        if self.conn is not None:
+            self.conn.send(frame)
+            return
+        payload = encode(frame, self._encoding)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if self._encoding is Encoding.JSON:
+                await self._ws.send_str(payload.decode())
+            else:
+                await self._ws.send_bytes(payload)
+
+    async def _close(self, code: CloseCode, reason: str) -> None:
+        if self.conn is not None:
+            # Let the writer flush what was queued (the error that explains the close) first.
+            self.conn.stop_writer()
+            if self._writer is not None:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+        await self._ws.close(code=code, message=reason.encode())
+
+    # -- attach and detach ----------------------------------------------------------------------
+
+    async def _attach(self, effect: Authenticated) -> None:
+        ctx = self._ctx
+        # Kept as asked: each text picks the closest language it is configured in.
+        lang = effect.lang.lower() or "en"
+        conn = Conn(self._conn_id, self._ws, self._encoding, effect.claims, lang=lang)
+        self.conn = conn
+        self._writer = asyncio.get_running_loop().create_task(conn.write_loop())
+        ctx.hub.add(conn)
+        conn.send(ctx.welcome(effect.claims, lang, effect.ref))
+        try:
+            await self._restore(conn)
+        except (RedisError, OSError, Refused) as error:
+            log.warning("restore_failed", conn_id=conn.id, error=str(error)[:200])
+            conn.send(
+                f.Error(code=ErrorCode.UNAVAILABLE, message="could not load your state; reconnect")
+            )
+        except Exception:  # a bug: this user reconnects; everyone else goes on
+            log.exception("restore_crashed", conn_id=conn.id)
+            conn.send(f.Error(code=ErrorCode.INTERNAL, message="internal error; logged"))
+
+    async def _restore(self, conn: Conn) -> None:
+        """Tell a (re)connecting user where they stand: their wait, their consultations."""
+        ctx = self._ctx
+        client, engine = ctx.link.client, ctx.link.engine
+        if conn.role is Role.PATIENT:
+            case = await views.open_case(client, conn.user_id)
+            if case.ticket_id:
+                ticket = await engine.ticket(case.ticket_id)
+                if ticket.state.value == "waiting":
+                    conn.ticket, conn.ticket_department = ticket.id, ticket.department
+                    await engine.ticket_presence(ticket.id, connected=True)
+                    await ctx.queue_watch.tell_position(conn)
+            if case.consultation_id:
+                view = await ctx.render(case.consultation_id, with_intake=False)
+                if view.state == "active":  # an offer is not a doctor yet: it may expire
+                    conn.send(
+                        f.Assigned(
+                            consultation=view.id,
+                            department=view.department,
+                            doctor_name=view.doctor_name,
+                            epoch=view.epoch,
+                            last_seq=view.last_seq,
+                        )
+                    )
+                await ctx.fanout.follow(conn, view.id, view.epoch, view.last_seq)
+            return
+        if conn.role is Role.DOCTOR:
+            with contextlib.suppress(Refused):  # a doctor who never went on duty: nothing to renew
+                await engine.heartbeat(conn.user_id)
+            for consultation in await views.doctor_consultations(client, conn.user_id):
+                view = await ctx.view_for_doctor(consultation, conn.user_id)
+                if view.state == "offered":
+                    deadline = await ctx.accept_deadline(consultation)
+                    conn.send(f.Offered(consultation=view, deadline_ms=deadline))
+                elif view.state == "active":
+                    conn.send(f.Opened(consultation=view))
+                    await ctx.fanout.follow(conn, view.id, view.epoch, view.last_seq)
+        if conn.claims.departments:
+            conn.send(await ctx.queue_watch.summary(list(conn.claims.departments)))
+
+    async def detach(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        ctx = self._ctx
+        orphaned = ctx.hub.remove(conn)
+        conn.stop_writer()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await ctx.fanout.forget(orphaned)
+        if conn.role is Role.PATIENT and conn.ticket and not ctx.hub.conns_of(conn.user_id):
+            # The patient's last connection here is gone: the grace timer starts. (A tab on
+            # another gateway is the subject of presence, in a later part.)
+            with contextlib.suppress(RedisError, OSError, Refused):
+                await ctx.link.engine.ticket_presence(conn.ticket, connected=False)
 
 
 def _effects_for(
     kind: WSMsgType, data: str | bytes, session: Session, encoding: Encoding, max_frame_bytes: int
 ) -> list[Effect]:
+    now = time.time()
     expected = WSMsgType.TEXT if encoding is Encoding.JSON else WSMsgType.BINARY
     if kind is not expected:
         wanted = "text" if expected is WSMsgType.TEXT else "binary"
         return session.reject(
-            ProtocolError(ErrorCode.BAD_FRAME, f"this connection takes {wanted} frames")
+            ProtocolError(ErrorCode.BAD_FRAME, f"this connection takes {wanted} frames"), now
         )
     if len(data) > max_frame_bytes:
         return session.reject(
             ProtocolError(
                 ErrorCode.FRAME_TOO_LARGE, f"frames are limited to {max_frame_bytes} bytes"
-            )
+            ),
+            now,
         )
     try:
         frame = decode(data, encoding)
     except ProtocolError as error:
-        return session.reject(error)
-    return session.receive(frame, time.time())
-
-
-async def _send(ws: web.WebSocketResponse, reply: Reply, encoding: Encoding) -> None:
-    payload = encode(reply.frame, encoding)
-    if encoding is Encoding.JSON:
-        await ws.send_str(payload.decode())
-    else:
-        await ws.send_bytes(payload)
+        return session.reject(error, now)
+    return session.receive(frame, now)

@@ -1,0 +1,127 @@
+"""REST: guest sessions and transcript export.
+
+`POST /api/session` hands a browser a guest patient token (rate-limited per client address,
+counted in Redis so every gateway shares the count). The other endpoints take a token in
+`Authorization: Bearer …` (never in the URL: URLs end up in logs) and go through the same
+access matrix and audit as the WebSocket commands. Errors are JSON: {"error": {code, message}}.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from chatsvc import tokens
+from chatsvc.gateway.keys import COMMANDS, CONTEXT, SETTINGS
+from chatsvc.protocol.access import Action
+from chatsvc.protocol.errors import ErrorCode, ProtocolError
+from chatsvc.tokens import Claims, Role
+from triage import keys
+from triage.transcripts import TranscriptError, TranscriptNotFound
+
+# Guest sessions are counted per address in windows of this length.
+GUEST_WINDOW_S = 60
+# Guest ids: "g-" and 16 hex characters (64 random bits), unguessable and within the id rule.
+GUEST_ID_BYTES = 8
+
+
+def error_response(status: int, code: ErrorCode, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code.value, "message": message}}, status=status)
+
+
+def client_address(request: web.Request, trusted_header: str) -> str:
+    """The client's address: the TCP peer, or (behind a load balancer, when configured) the
+    rightmost entry of the trusted header, the one our own balancer wrote."""
+    if trusted_header:
+        value = request.headers.get(trusted_header, "")
+        last = value.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
+    return request.remote or "unknown"
+
+
+async def create_session(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    ctx = request.app[CONTEXT]
+    config = settings.config
+    address = client_address(request, config.server.trusted_proxy_header)
+    window = int(time.time()) // GUEST_WINDOW_S
+    counter = keys.guest_sessions(address, window)
+    try:
+        async with ctx.link.client.pipeline(transaction=True) as pipe:
+            pipe.incr(counter)
+            pipe.expire(counter, 2 * GUEST_WINDOW_S)
+            issued, _ = await pipe.execute()
+    except (RedisError, OSError):
+        return error_response(503, ErrorCode.UNAVAILABLE, "the desk is unreachable; retry")
+    if int(issued) > config.auth.guest_sessions_per_minute:
+        response = error_response(
+            429, ErrorCode.RATE_LIMITED, "too many new sessions from this address; wait a minute"
+        )
+        response.headers["Retry-After"] = str(GUEST_WINDOW_S - int(time.time()) % GUEST_WINDOW_S)
+        return response
+    user_id = "g-" + secrets.token_hex(GUEST_ID_BYTES)
+    ttl = config.auth.token_ttl_s
+    now = time.time()
+    token = tokens.issue(settings.token_secret, Role.PATIENT, user_id, now, ttl)
+    return web.json_response(
+        {"token": token, "user_id": user_id, "role": "patient", "expires_at": int(now) + ttl},
+        status=201,
+    )
+
+
+def _bearer(request: web.Request) -> Claims:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise web.HTTPUnauthorized(
+            text='{"error": {"code": "auth_failed", "message": "send Authorization: Bearer"}}',
+            content_type="application/json",
+        )
+    try:
+        return tokens.verify(request.app[SETTINGS].token_secret, token.strip(), time.time())
+    except tokens.TokenError as error:
+        raise web.HTTPUnauthorized(
+            text=f'{{"error": {{"code": "auth_failed", "message": "{error}"}}}}',
+            content_type="application/json",
+        ) from None
+
+
+async def transcript(request: web.Request) -> web.StreamResponse:
+    claims = _bearer(request)
+    consultation = request.match_info["consultation"]
+    form = request.query.get("format", "json")
+    if form not in ("json", "text"):
+        return error_response(400, ErrorCode.BAD_FRAME, "format must be json or text")
+    commands = request.app[COMMANDS]
+    transcripts = request.app[CONTEXT].link.transcripts
+    try:
+        await commands.authorize(
+            claims, consultation, Action.READ_TRANSCRIPT, audit_as="export_transcript"
+        )
+        body = (
+            await transcripts.export_json(consultation)
+            if form == "json"
+            else await transcripts.export_text(consultation)
+        )
+    except ProtocolError as error:
+        return error_response(403, error.code, error.message)
+    except TranscriptNotFound:
+        return error_response(404, ErrorCode.NOT_FOUND, "this consultation has no transcript")
+    except TranscriptError:  # it changed epoch while being read: a retry reads the new one
+        return error_response(503, ErrorCode.UNAVAILABLE, "the transcript changed; retry")
+    except (RedisError, OSError):
+        return error_response(503, ErrorCode.UNAVAILABLE, "the desk is unreachable; retry")
+    filename = f"consultation-{consultation}.{'json' if form == 'json' else 'txt'}"
+    return web.Response(
+        text=body,
+        content_type="application/json" if form == "json" else "text/plain",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

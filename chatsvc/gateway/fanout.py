@@ -1,0 +1,309 @@
+"""Transcript delivery to this process's connections, through Redis even with one gateway.
+
+A message is stored by `transcript_append`, which also PUBLISHes a hint on the consultation's
+channel. This gateway subscribes to the channels of the consultations its connections follow.
+A hint (or a connection starting to follow) kicks a pump for that consultation, which reads the
+transcript after the lowest cursor among its followers here and gives each connection, in seq
+order, exactly the entries after its own cursor. So a lost or duplicated hint costs nothing but
+a read: the transcript, not pub/sub, decides what is delivered. Typing and read-mark hints are
+ephemeral and only passed on.
+
+Pumps for one consultation never overlap (a lock per consultation; a kick during a pump makes
+it run once more), so every connection sees each seq once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from chatsvc.gateway.cancellation import stop_if_cancelled
+from chatsvc.gateway.hub import Conn, Hub
+from chatsvc.gateway.redis_link import RedisLink
+from chatsvc.protocol import frames as f
+from triage import keys
+from triage.transcripts import (
+    Entry,
+    NewMessage,
+    Position,
+    ReadMark,
+    ResetRequired,
+    TranscriptNotFound,
+    Typing,
+    parse_notice,
+)
+
+log = structlog.get_logger(__name__)
+
+# Entries read per round trip while pumping: a resume of a long consultation is paged.
+PUMP_PAGE = 500
+# The listener waits this long for a hint before checking its subscriptions again.
+LISTEN_TIMEOUT_S = 1.0
+# After a Redis error the listener waits this long before subscribing again.
+RETRY_S = 0.5
+# Every followed consultation's position is checked this often: the bound on how late a
+# message whose notification was lost (the last of a burst, or one published before the
+# subscription existed) reaches its readers.
+POSITION_CHECK_S = 2.0
+
+
+def message_frame(consultation: str, epoch: str, entry: Entry) -> f.Message:
+    return f.Message(
+        consultation=consultation,
+        epoch=epoch,
+        entry=entry_view(entry),
+    )
+
+
+def entry_view(entry: Entry) -> f.MessageEntry:
+    return f.MessageEntry(
+        seq=entry.seq,
+        sender=entry.sender,
+        role=entry.role,  # type: ignore[arg-type]  # stored by transcript_open from our roles
+        kind=entry.kind,
+        text=entry.body,
+        client_msg_id=entry.client_msg_id,
+        ts=entry.ts_ms,
+    )
+
+
+class Fanout:
+    def __init__(self, hub: Hub, link: RedisLink) -> None:
+        self._hub = hub
+        self._link = link
+        self._pubsub: PubSub | None = None
+        self._subscribed: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._again: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Per consultation: the last (epoch, seq) this gateway read and delivered.
+        self._delivered: dict[str, Position] = {}
+
+    # -- following ----------------------------------------------------------------------------
+
+    async def follow(self, conn: Conn, consultation: str, epoch: str, seq: int) -> None:
+        """Deliver the consultation's messages after `seq` to `conn`, then every new one."""
+        if self._hub.follow(conn, consultation, epoch, seq):
+            await self._subscribe(consultation)
+        self.kick(consultation)
+
+    async def unfollow(self, conn: Conn, consultation: str) -> None:
+        if self._hub.unfollow(conn, consultation):
+            await self._unsubscribe(consultation)
+
+    async def forget(self, consultations: list[str]) -> None:
+        """Nobody here follows these any more (a connection closed)."""
+        for consultation in consultations:
+            await self._unsubscribe(consultation)
+
+    async def flush(self, consultation: str) -> None:
+        """Deliver everything stored so far (before an `ended`, so it comes last)."""
+        await self._pump(consultation)
+
+    def kick(self, consultation: str) -> None:
+        lock = self._locks.get(consultation)
+        if lock is not None and lock.locked():
+            self._again.add(consultation)
+            return
+        task = asyncio.get_running_loop().create_task(self._pump_quietly(consultation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the pump -----------------------------------------------------------------------------
+
+    async def _pump_quietly(self, consultation: str) -> None:
+        try:
+            await self._pump(consultation)
+        except (RedisError, OSError) as error:
+            log.warning("pump_failed", consultation=consultation, error=str(error)[:200])
+
+    async def _pump(self, consultation: str) -> None:
+        lock = self._locks.setdefault(consultation, asyncio.Lock())
+        async with lock:
+            while True:
+                self._again.discard(consultation)
+                more = await self._pump_page(consultation)
+                if not more and consultation not in self._again:
+                    break
+        if not lock.locked() and not self._hub.followers(consultation):
+            self._locks.pop(consultation, None)
+            self._delivered.pop(consultation, None)
+
+    async def _pump_page(self, consultation: str) -> bool:
+        """One read and its delivery; True if there may be more to read at once."""
+        followers = self._hub.followers(consultation)
+        if not followers:
+            return False
+        lowest = min(conn.follows[consultation].seq for conn in followers)
+        transcripts = self._link.transcripts
+        try:
+            page = await transcripts.read(consultation, lowest, PUMP_PAGE)
+        except TranscriptNotFound:
+            return False
+        except ResetRequired:
+            # Someone's position is no longer held: reset them, then read again.
+            return await self._reset_stale(consultation, followers)
+        again = False
+        for conn in followers:
+            follow = conn.follows.get(consultation)
+            if follow is None:
+                continue
+            if follow.epoch != page.epoch:
+                again = await self._reset_stale(consultation, frozenset({conn}))
+                continue
+            for entry in page.entries:
+                if entry.seq == follow.seq + 1:
+                    if not conn.send(message_frame(consultation, page.epoch, entry)):
+                        break
+                    follow.seq = entry.seq
+        if page.entries:
+            self._delivered[consultation] = Position(page.epoch, page.entries[-1].seq)
+        more = bool(page.entries) and page.entries[-1].seq < page.last_seq
+        return again or more
+
+    async def _reset_stale(self, consultation: str, conns: frozenset[Conn]) -> bool:
+        """Tell each connection whose position cannot be served (another epoch, trimmed, past
+        the end) so, with a `reset`, and deliver again from the first message still held."""
+        span = await self._link.transcripts.span(consultation)
+        if span is None:
+            return False
+        reset = False
+        for conn in conns:
+            follow = conn.follows.get(consultation)
+            if follow is None or span.holds(follow.epoch, follow.seq):
+                continue
+            conn.send(
+                f.Reset(
+                    consultation=consultation,
+                    epoch=span.epoch,
+                    last_seq=span.last_seq,
+                    reason="epoch_changed" if follow.epoch != span.epoch else "position_not_held",
+                )
+            )
+            follow.epoch, follow.seq = span.epoch, span.first_seq - 1
+            reset = True
+        return reset
+
+    # -- lost notifications ---------------------------------------------------------------------
+
+    def notice(self, consultation: str, position: Position) -> None:
+        """A hint: pump unless this gateway has delivered that far already."""
+        delivered = self._delivered.get(consultation)
+        if delivered is not None and delivered.epoch == position.epoch:
+            if position.seq <= delivered.seq:
+                return
+        self.kick(consultation)
+
+    async def check_positions(self) -> int:
+        """Compare every followed transcript's position with what was delivered here and pump
+        the ones behind: finds a lost last notification, or one published before the
+        subscription started. Returns how many were behind."""
+        followed = list(self._hub.followed())
+        behind = 0
+        for consultation, position in (await self._link.transcripts.positions(followed)).items():
+            followers = self._hub.followers(consultation)
+            if any(
+                conn.follows[consultation].epoch != position.epoch
+                or conn.follows[consultation].seq < position.seq
+                for conn in followers
+                if consultation in conn.follows
+            ):
+                behind += 1
+                self.kick(consultation)
+        return behind
+
+    async def run_position_checks(self) -> None:
+        while True:
+            stop_if_cancelled()
+            await asyncio.sleep(POSITION_CHECK_S)
+            await self._link.wait_ready()
+            try:
+                behind = await self.check_positions()
+            except (RedisError, OSError) as error:
+                stop_if_cancelled()
+                log.warning("position_check_failed", error=str(error)[:200])
+                continue
+            if behind:
+                log.info("position_check_caught_up", consultations=behind)
+
+    # -- pub/sub ------------------------------------------------------------------------------
+
+    async def _subscribe(self, consultation: str) -> None:
+        self._subscribed.add(consultation)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.subscribe(keys.transcript_channel(consultation))
+
+    async def _unsubscribe(self, consultation: str) -> None:
+        self._subscribed.discard(consultation)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.unsubscribe(keys.transcript_channel(consultation))
+
+    async def run(self) -> None:
+        """Listen for hints until cancelled; after a Redis error, subscribe again and pump
+        every followed consultation (hints may have been missed meanwhile)."""
+        while True:
+            stop_if_cancelled()
+            await self._link.wait_ready()
+            pubsub = self._link.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                # Subscribe to something first: redis-py's listener needs a subscription.
+                await pubsub.subscribe(keys.transcript_channel("-"))
+                self._pubsub = pubsub
+                channels = [keys.transcript_channel(c) for c in self._subscribed]
+                if channels:
+                    await pubsub.subscribe(*channels)
+                for consultation in list(self._hub.followed()):
+                    self.kick(consultation)
+                await self._listen(pubsub)
+            except (RedisError, OSError) as error:
+                stop_if_cancelled()
+                log.warning("fanout_listener_lost", error=str(error)[:200])
+                await asyncio.sleep(RETRY_S)
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        while True:
+            stop_if_cancelled()  # get_message may swallow a cancellation and return None
+            message = await pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
+            if message is None or message.get("type") != "message":
+                continue
+            channel, data = message["channel"], message["data"]
+            consultation = _consultation_of(channel)
+            notice = parse_notice(data) if consultation else None
+            if isinstance(notice, NewMessage):
+                self.notice(consultation, Position(notice.epoch, notice.seq))
+            elif isinstance(notice, Typing):
+                self._pass_on(consultation, notice.role, f.TypingNotice)
+            elif isinstance(notice, ReadMark):
+                for conn in self._hub.followers(consultation):
+                    if conn.role.value != notice.role:
+                        conn.send(
+                            f.ReadReceipt(
+                                consultation=consultation,
+                                role=notice.role,  # type: ignore[arg-type]
+                                seq=notice.seq,
+                            )
+                        )
+
+    def _pass_on(self, consultation: str, role: str, frame_type: type[f.TypingNotice]) -> None:
+        for conn in self._hub.followers(consultation):
+            if conn.role.value != role:
+                conn.send(frame_type(consultation=consultation, role=role))  # type: ignore[arg-type]
+
+
+def _consultation_of(channel: str) -> str:
+    """`chatsvc:{c:<id>}:notify` → `<id>`."""
+    head = f"{keys.PREFIX}:{{c:"
+    tail = "}:notify"
+    if channel.startswith(head) and channel.endswith(tail):
+        return channel[len(head) : -len(tail)]
+    return ""

@@ -1,0 +1,172 @@
+"""The connections this gateway process holds, who they belong to and what they follow.
+
+A `Conn` is one authenticated WebSocket: its user, a bounded outbox drained by its own writer
+task (so one slow reader never stalls delivery to anyone else: when its outbox is full it is
+closed with 4009 and resumes later), and per consultation the last message seq it was given
+(its cursor). The `Hub` indexes conns by user and by followed consultation. It does no Redis
+I/O: fanout and the desk feed decide what to send, the hub only routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import structlog
+from aiohttp import web
+
+from chatsvc.protocol.codec import Encoding, encode
+from chatsvc.protocol.errors import CloseCode
+from chatsvc.protocol.frames import Outbound
+from chatsvc.tokens import Claims, Role
+
+log = structlog.get_logger(__name__)
+
+# Frames a connection may have queued and unsent. A chat client reads far faster than a desk
+# produces frames; one that falls this far behind is stuck, and resuming is cheaper than
+# buffering for it without end.
+OUTBOX_FRAMES = 1000
+# How long the writer waits on one send before counting the peer as gone.
+SEND_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Follow:
+    """Where a connection stands in one consultation's transcript."""
+
+    epoch: str
+    seq: int  # the last message seq sent to (or known by) this connection
+
+
+@dataclass(eq=False)
+class Conn:
+    id: str
+    ws: web.WebSocketResponse
+    encoding: Encoding
+    claims: Claims
+    lang: str = "en"
+    follows: dict[str, Follow] = field(default_factory=dict)
+    ticket: str = ""  # a patient's waiting ticket, for position updates
+    ticket_department: str = ""
+    last_queued: tuple[int, int | None, bool] | None = None  # what the patient was last told
+    closing: bool = False
+    outbox: asyncio.Queue[bytes | str | None] = field(
+        default_factory=lambda: asyncio.Queue(OUTBOX_FRAMES)
+    )
+
+    @property
+    def user_id(self) -> str:
+        return self.claims.user_id
+
+    @property
+    def role(self) -> Role:
+        return self.claims.role
+
+    def send(self, frame: Outbound) -> bool:
+        """Queue a frame; False (and the connection is being closed) when the outbox is full."""
+        if self.closing:
+            return False
+        payload = encode(frame, self.encoding)
+        try:
+            self.outbox.put_nowait(payload.decode() if self.encoding is Encoding.JSON else payload)
+        except asyncio.QueueFull:
+            self.closing = True
+            log.warning("ws_too_slow", conn_id=self.id, queued=self.outbox.qsize())
+            asyncio.get_running_loop().create_task(
+                self.ws.close(code=CloseCode.TOO_SLOW, message=b"too slow: resume")
+            )
+            return False
+        return True
+
+    async def write_loop(self) -> None:
+        """Drain the outbox onto the socket, in order, until told to stop (None)."""
+        while (payload := await self.outbox.get()) is not None:
+            if self.ws.closed:
+                return
+            try:
+                if isinstance(payload, str):
+                    await asyncio.wait_for(self.ws.send_str(payload), SEND_TIMEOUT_S)
+                else:
+                    await asyncio.wait_for(self.ws.send_bytes(payload), SEND_TIMEOUT_S)
+            except (ConnectionError, TimeoutError, RuntimeError):
+                # A peer that cannot take a frame in SEND_TIMEOUT_S is stuck: close it so it
+                # resumes, rather than leave it connected and silently missing frames.
+                self.closing = True
+                with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+                    await asyncio.wait_for(
+                        self.ws.close(code=CloseCode.TOO_SLOW, message=b"too slow: resume"),
+                        SEND_TIMEOUT_S,
+                    )
+                return
+
+    def stop_writer(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(None)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[Conn]] = {}
+        self._followers: dict[str, set[Conn]] = {}
+
+    def add(self, conn: Conn) -> None:
+        self._by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def remove(self, conn: Conn) -> list[str]:
+        """Forget the connection; returns the consultations nobody here follows any more."""
+        users = self._by_user.get(conn.user_id)
+        if users is not None:
+            users.discard(conn)
+            if not users:
+                del self._by_user[conn.user_id]
+        orphaned = []
+        for consultation in conn.follows:
+            followers = self._followers.get(consultation)
+            if followers is not None:
+                followers.discard(conn)
+                if not followers:
+                    del self._followers[consultation]
+                    orphaned.append(consultation)
+        conn.follows.clear()
+        return orphaned
+
+    def conns_of(self, user_id: str) -> frozenset[Conn]:
+        return frozenset(self._by_user.get(user_id, ()))
+
+    def users(self) -> Iterable[str]:
+        return self._by_user.keys()
+
+    def all_conns(self) -> Iterable[Conn]:
+        for conns in self._by_user.values():
+            yield from conns
+
+    def follow(self, conn: Conn, consultation: str, epoch: str, seq: int) -> bool:
+        """Start following at (epoch, seq); False if the connection already follows it."""
+        if consultation in conn.follows:
+            return False
+        conn.follows[consultation] = Follow(epoch, seq)
+        self._followers.setdefault(consultation, set()).add(conn)
+        return True
+
+    def unfollow(self, conn: Conn, consultation: str) -> bool:
+        """Stop; True when nobody here follows the consultation any more."""
+        conn.follows.pop(consultation, None)
+        followers = self._followers.get(consultation)
+        if followers is None:
+            return False
+        followers.discard(conn)
+        if followers:
+            return False
+        del self._followers[consultation]
+        return True
+
+    def followers(self, consultation: str) -> frozenset[Conn]:
+        return frozenset(self._followers.get(consultation, ()))
+
+    def followed(self) -> Iterable[str]:
+        return self._followers.keys()
+
+    def __len__(self) -> int:
+        return sum(len(conns) for conns in self._by_user.values())
