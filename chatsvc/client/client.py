@@ -10,6 +10,10 @@ bookkeeping a chat client needs.
   a correct server never sends.
 - `send` retries an unacknowledged message with the same `client_msg_id` (and frame id), after
   reconnecting if the socket dropped, so a lost ack never stores a message twice.
+- A dropped connection is resumed by itself (unless the server closed it for good: a refused
+  or expired token, abuse): it reconnects with back-off, to the next of its URLs, and its
+  `hello` lists where it stands in each consultation, so it receives everything after, then
+  live messages, with no gap and no duplicate.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +41,15 @@ T = TypeVar("T", bound=f.Frame)
 REQUEST_TIMEOUT_S = 10.0
 # Attempts of one `send` (the first and the retries) before giving up.
 SEND_ATTEMPTS = 4
+# A send refused for the frame rate waits about this long (with jitter) and tries again.
+RATE_LIMITED_WAIT_S = 0.1
+RATE_LIMITED_RETRIES = 50
+# Close codes after which reconnecting cannot help: the token or the behaviour must change.
+TERMINAL_CLOSE_CODES = frozenset({4001, 4002, 4003, 4008})
+# Reconnect back-off: first retry after this, doubling up to the cap, for this many attempts.
+RECONNECT_FIRST_S = 0.05
+RECONNECT_CAP_S = 2.0
+RECONNECT_ATTEMPTS = 40
 
 
 class ChatError(Exception):
@@ -66,13 +80,17 @@ class Thread:
 class ChatClient:
     def __init__(
         self,
-        url: str,
+        url: str | list[str],
         token: str,
         encoding: Encoding = Encoding.JSON,
         lang: str = "",
         origin: str | None = None,
+        auto_resume: bool = True,
     ) -> None:
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self.url = self.urls[0]
+        self.auto_resume = auto_resume
+        self.resumes = 0  # reconnections made by itself
         self.token = token
         self.encoding = encoding
         self.lang = lang
@@ -88,6 +106,8 @@ class ChatClient:
         self._arrived = asyncio.Condition()
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]
+        self._closing = False  # close() was called: no resume
+        self._resuming: asyncio.Task[None] | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -102,21 +122,35 @@ class ChatClient:
         )
         self.close_code = None
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(self._ws))
-        reply = await self.request(f.Hello(token=self.token, lang=self.lang, id=self._next_id()))
+        hello = f.Hello(
+            token=self.token, lang=self.lang, resume=self.resume_points(), id=self._next_id()
+        )
+        reply = await self.request(hello)
         assert isinstance(reply, f.Welcome)
         self.welcome = reply
         return reply
 
+    def resume_points(self) -> list[f.ResumePoint]:
+        """Where this client stands in each consultation it holds."""
+        return [
+            f.ResumePoint(consultation=cid, epoch=thread.epoch, seq=thread.last_seq)
+            for cid, thread in self.threads.items()
+            if thread.epoch
+        ][: f.MAX_RESUME_POINTS]
+
     async def reconnect(self) -> f.Welcome:
-        """Connect again and fetch what was missed in every consultation held."""
+        """Close, then connect again, resuming every consultation held."""
         await self.close()
-        welcome = await self.connect()
-        for consultation, thread in list(self.threads.items()):
-            with contextlib.suppress(ChatError):
-                await self.catch_up(consultation, thread.last_seq)
-        return welcome
+        self._closing = False
+        return await self.connect()
 
     async def close(self) -> None:
+        self._closing = True
+        if self._resuming is not None:
+            self._resuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resuming
+            self._resuming = None
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -124,6 +158,42 @@ class ChatClient:
                 await self._reader
         self._ws = None
         self._reader = None
+
+    async def _resume(self) -> None:
+        """Reconnect with back-off, moving through the URLs, until it works or gives up."""
+        delay = RECONNECT_FIRST_S
+        for _attempt in range(RECONNECT_ATTEMPTS):
+            try:
+                await self.connect()
+            except ChatError as error:
+                if error.code == ErrorCode.AUTH_FAILED.value:
+                    return  # a new token is needed: nothing to retry
+            except (
+                OSError,
+                TimeoutError,
+                websockets.InvalidHandshake,
+                websockets.ConnectionClosed,
+            ):
+                pass
+            else:
+                self.resumes += 1
+                return
+            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+            await asyncio.sleep(delay)
+            delay = min(RECONNECT_CAP_S, delay * 2)
+
+    @property
+    def resuming(self) -> bool:
+        return self._resuming is not None and not self._resuming.done()
+
+    async def wait_connected(self, timeout: float = REQUEST_TIMEOUT_S) -> None:
+        """Wait until the socket is up again (after a drop that is being resumed)."""
+        async with asyncio.timeout(timeout):
+            async with self._arrived:
+                while not self.connected:
+                    if not self.resuming:
+                        raise ConnectionError(f"closed ({self.close_code})")
+                    await self._arrived.wait()
 
     async def __aenter__(self) -> ChatClient:
         await self.connect()
@@ -182,6 +252,13 @@ class ChatClient:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError("connection closed"))
+            if (
+                self.auto_resume
+                and not self._closing
+                and self.welcome is not None
+                and self.close_code not in TERMINAL_CLOSE_CODES
+            ):
+                self._resuming = asyncio.get_running_loop().create_task(self._resume())
             async with self._arrived:
                 self._arrived.notify_all()
 
@@ -198,7 +275,12 @@ class ChatClient:
             for entry in frame.entries:
                 thread.messages.setdefault(entry.seq, entry)
         elif isinstance(frame, f.Reset):
+            # The server sends again every message it still holds, from the first.
             self.threads[frame.consultation] = Thread(epoch=frame.epoch)
+        elif isinstance(frame, f.Assigned):
+            self._hold(frame.consultation, frame.epoch)
+        elif isinstance(frame, f.Opened | f.Offered):
+            self._hold(frame.consultation.id, frame.consultation.epoch)
         ref = getattr(frame, "ref", None)
         future = self._pending.get(ref) if ref is not None else None
         if future is not None and not future.done():
@@ -207,6 +289,11 @@ class ChatClient:
             self.inbox.append(frame)
         async with self._arrived:
             self._arrived.notify_all()
+
+    def _hold(self, consultation: str, epoch: str) -> None:
+        thread = self.threads.setdefault(consultation, Thread())
+        if not thread.epoch:
+            thread.epoch = epoch
 
     async def next(
         self,
@@ -226,7 +313,7 @@ class ChatClient:
         async with asyncio.timeout(timeout):
             async with self._arrived:
                 while (found := find()) is None:
-                    if not self.connected:
+                    if not self.connected and not self.resuming:
                         raise ConnectionError(
                             f"closed ({self.close_code}) before a {kind.__name__}"
                         )
@@ -238,7 +325,7 @@ class ChatClient:
         async with asyncio.timeout(timeout):
             async with self._arrived:
                 while len(self.threads.get(consultation, Thread()).messages) < count:
-                    if not self.connected:
+                    if not self.connected and not self.resuming:
                         raise ConnectionError("closed while waiting for messages")
                     await self._arrived.wait()
         return self.threads[consultation]
@@ -336,12 +423,20 @@ class ChatClient:
         cmid = client_msg_id or uuid.uuid4().hex
         frame = f.Send(consultation=consultation, client_msg_id=cmid, text=text, id=f"send-{cmid}")
         last_error: Exception | None = None
-        for _attempt in range(SEND_ATTEMPTS):
+        attempts = slowed = 0
+        while attempts < SEND_ATTEMPTS:
             try:
                 if not self.connected:
-                    await self.reconnect()
+                    if self.resuming:
+                        await self.wait_connected(timeout)
+                    else:
+                        await self.reconnect()
                 reply = await self.request(frame, timeout)
             except ChatError as error:
+                if error.code == ErrorCode.RATE_LIMITED.value and slowed < RATE_LIMITED_RETRIES:
+                    slowed += 1  # over the server's frame rate: wait for the bucket to refill
+                    await asyncio.sleep(RATE_LIMITED_WAIT_S * (1 + random.random()))
+                    continue
                 if error.code != ErrorCode.UNAVAILABLE.value:
                     raise
                 last_error = error
@@ -350,6 +445,7 @@ class ChatClient:
             else:
                 assert isinstance(reply, f.Ack)
                 return reply
+            attempts += 1
         raise ConnectionError(f"message not acknowledged after {SEND_ATTEMPTS} attempts") from (
             last_error
         )

@@ -27,6 +27,7 @@ from chatsvc.gateway.context import GatewayContext
 from chatsvc.gateway.hub import Conn
 from chatsvc.gateway.keys import COMMANDS, CONNECTIONS, CONTEXT, SETTINGS
 from chatsvc.protocol import frames as f
+from chatsvc.protocol.access import Action
 from chatsvc.protocol.codec import SUBPROTOCOLS, Encoding, decode, encode
 from chatsvc.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from chatsvc.protocol.session import (
@@ -204,7 +205,7 @@ class Socket:
         ctx.hub.add(conn)
         conn.send(ctx.welcome(effect.claims, lang, effect.ref))
         try:
-            await self._restore(conn)
+            await self._restore(conn, {point.consultation: point for point in effect.resume})
         except (RedisError, OSError, Refused) as error:
             log.warning("restore_failed", conn_id=conn.id, error=str(error)[:200])
             conn.send(
@@ -214,8 +215,10 @@ class Socket:
             log.exception("restore_crashed", conn_id=conn.id)
             conn.send(f.Error(code=ErrorCode.INTERNAL, message="internal error; logged"))
 
-    async def _restore(self, conn: Conn) -> None:
-        """Tell a (re)connecting user where they stand: their wait, their consultations."""
+    async def _restore(self, conn: Conn, resume: dict[str, f.ResumePoint]) -> None:
+        """Tell a (re)connecting user where they stand: their wait, their consultations; follow
+        each consultation from where the client says it stands (else from now), so a resume
+        gets everything after, then live messages, with no gap and no duplicate."""
         ctx = self._ctx
         client, engine = ctx.link.client, ctx.link.engine
         if conn.role is Role.PATIENT:
@@ -238,7 +241,8 @@ class Socket:
                             last_seq=view.last_seq,
                         )
                     )
-                await ctx.fanout.follow(conn, view.id, view.epoch, view.last_seq)
+                await self._follow(conn, view, resume.pop(view.id, None))
+            await self._resume_closed(conn, resume)
             return
         if conn.role is Role.DOCTOR:
             with contextlib.suppress(Refused):  # a doctor who never went on duty: nothing to renew
@@ -250,9 +254,38 @@ class Socket:
                     conn.send(f.Offered(consultation=view, deadline_ms=deadline))
                 elif view.state == "active":
                     conn.send(f.Opened(consultation=view))
-                    await ctx.fanout.follow(conn, view.id, view.epoch, view.last_seq)
+                    await self._follow(conn, view, resume.pop(view.id, None))
+            await self._resume_closed(conn, resume)
         if conn.claims.departments:
             conn.send(await ctx.queue_watch.summary(list(conn.claims.departments)))
+
+    async def _follow(
+        self, conn: Conn, view: f.ConsultationView, point: f.ResumePoint | None
+    ) -> None:
+        epoch, seq = (point.epoch, point.seq) if point else (view.epoch, view.last_seq)
+        await self._ctx.fanout.follow(conn, view.id, epoch, seq)
+
+    async def _resume_closed(self, conn: Conn, rest: dict[str, f.ResumePoint]) -> None:
+        """Resume points of consultations that are no longer open for this user: one that
+        ended while they were away gets its last messages, then `ended`."""
+        ctx = self._ctx
+        for point in rest.values():
+            try:
+                record, _ = await self._commands.authorize(
+                    conn.claims, point.consultation, Action.READ_TRANSCRIPT
+                )
+            except ProtocolError:
+                continue  # not theirs (or unknown): nothing to say
+            if record.state.value != "ended":
+                continue
+            await ctx.fanout.follow(conn, record.id, point.epoch, point.seq)
+            await ctx.fanout.flush(record.id)
+            conn.send(
+                f.Ended(
+                    consultation=record.id, outcome=record.outcome or "", summary=record.summary
+                )
+            )
+            await ctx.fanout.unfollow(conn, record.id)
 
     async def detach(self) -> None:
         conn = self.conn

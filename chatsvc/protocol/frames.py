@@ -34,6 +34,8 @@ MAX_SUMMARY_CHARS = 4000
 # Languages are BCP 47 tags such as "en" or "zh-CN"; the gateway picks the closest it ships.
 Language = Annotated[str, msgspec.Meta(max_length=35)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
+# A hello resumes at most this many consultations: more than any doctor holds at once.
+MAX_RESUME_POINTS = 64
 # One `fetch` returns at most this many messages; a longer catch-up is paged.
 MAX_FETCH_LIMIT = 500
 MAX_AUDIT_LIMIT = 500
@@ -145,12 +147,23 @@ class AuditEntry(Part):
 # -- client → server: connection ----------------------------------------------------------------
 
 
+class ResumePoint(Part):
+    """Where a reconnecting client stands in one consultation: it holds every message up to
+    `seq` of `epoch` (seq 0: none yet)."""
+
+    consultation: Ref
+    epoch: Annotated[str, msgspec.Meta(max_length=32)]
+    seq: Seq
+
+
 class Hello(Frame, tag="hello"):
-    """First frame of every connection: the token and the protocol version the client speaks."""
+    """First frame of every connection: the token and the protocol version the client speaks.
+    A reconnecting client lists where it stands (`resume`) and gets everything after."""
 
     token: str
     protocol: int = PROTOCOL_VERSION
     lang: Language = ""
+    resume: Annotated[list[ResumePoint], msgspec.Meta(max_length=MAX_RESUME_POINTS)] = []
     id: FrameId = None
 
 

@@ -67,6 +67,7 @@ class Authenticated:
     claims: Claims
     lang: str
     ref: str | None
+    resume: tuple[f.ResumePoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ class Session:
         self.state = State.OPEN
         self.claims = claims
         self._warned = False  # a token already inside the warning window is warned at once
-        return [Authenticated(claims, frame.lang, frame.id)]
+        return [Authenticated(claims, frame.lang, frame.id, tuple(frame.resume))]
 
     def _renew(self, frame: f.Renew, now: float) -> list[Effect]:
         assert self.claims is not None

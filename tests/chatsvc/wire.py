@@ -127,9 +127,11 @@ def values_of(kind: mi.Type) -> st.SearchStrategy[Any]:
     if isinstance(kind, mi.EnumType):
         return st.sampled_from(list(kind.cls))
     if isinstance(kind, mi.ListType):
-        if kind.min_length is not None or kind.max_length is not None:
-            raise TypeError(f"no strategy for a bounded list: {kind}")
-        return st.lists(values_of(kind.item_type), max_size=MAX_LIST_ITEMS)
+        return st.lists(
+            values_of(kind.item_type),
+            min_size=kind.min_length or 0,
+            max_size=min(MAX_LIST_ITEMS, kind.max_length or MAX_LIST_ITEMS),
+        )
     if isinstance(kind, mi.DictType):
         if kind.min_length is not None or kind.max_length is not None:
             raise TypeError(f"no strategy for a bounded dict: {kind}")
