@@ -89,6 +89,8 @@ class LimitsConfig(_Section):
     max_frame_bytes: PositiveInt = 65536
     max_message_chars: PositiveInt = 4000
     max_connections: PositiveInt = 10000
+    # Connections one user may hold at once across all gateways (tabs, devices).
+    max_connections_per_user: PositiveInt = 10
     doctor_capacity: PositiveInt = 4
     # Per connection: a sustained rate of frames per second and the burst allowed above it.
     frames_per_second: PositiveSeconds = 20.0

@@ -21,7 +21,8 @@
         ├── NotActive            not_active
         ├── NotRaised            not_raised: reprioritise may only raise urgency
         ├── TargetUnavailable    target_unavailable: transfer to a doctor who cannot take it
-        └── OpenConsultations    open_consultations: going offline while holding patients
+        ├── OpenConsultations    open_consultations: going offline while holding patients
+        └── TooManyConnections   too_many_connections: the user's connection limit is reached
 
 Codes are public (they reach clients in error frames): never rename or reuse one.
 """
@@ -129,6 +130,10 @@ class TargetUnavailable(Refused):
 
 class OpenConsultations(Refused):
     code = "open_consultations"
+
+
+class TooManyConnections(Refused):
+    code = "too_many_connections"
 
 
 REFUSALS: dict[str, type[Refused]] = {cls.code: cls for cls in Refused.__subclasses__()}

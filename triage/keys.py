@@ -162,3 +162,26 @@ def guest_sessions(address: str, window: int) -> str:
     """Counter of guest tokens issued to one client address in one rate-limit window. Expires
     two windows after it starts."""
     return f"{_DESK}:guests:{address}:{window}"
+
+
+def gateways() -> str:
+    """Sorted set: gateway id -> its liveness lease expiry (ms). Never expires: lapsed members
+    are removed by `presence_reap`."""
+    return f"{_DESK}:gateways"
+
+
+def presence(user_id: str) -> str:
+    """Hash: gateway id -> the user's open connections there. Fields go when they reach 0 or
+    their gateway is reaped; an empty hash vanishes by itself."""
+    return f"{_DESK}:presence:{user_id}"
+
+
+def gateway_users(gateway_id: str) -> str:
+    """Set of "<role>|<user>" connected to a gateway, so a dead gateway's users can be found.
+    Deleted when the gateway is reaped."""
+    return f"{_DESK}:gateway:{gateway_id}:users"
+
+
+def presence_hold() -> str:
+    """String: no timer fires and no gateway is reaped before this ms. Expires by itself."""
+    return f"{_DESK}:presence_hold"

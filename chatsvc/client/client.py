@@ -255,6 +255,8 @@ class ChatClient:
             if (
                 self.auto_resume
                 and not self._closing
+                and not self.resuming  # an attempt of a resume under way failed: it retries
+                and ws is self._ws
                 and self.welcome is not None
                 and self.close_code not in TERMINAL_CLOSE_CODES
             ):
@@ -427,10 +429,8 @@ class ChatClient:
         while attempts < SEND_ATTEMPTS:
             try:
                 if not self.connected:
-                    if self.resuming:
-                        await self.wait_connected(timeout)
-                    else:
-                        await self.reconnect()
+                    # Being resumed: wait for it. Closed for good: wait_connected raises.
+                    await self.wait_connected(timeout)
                 reply = await self.request(frame, timeout)
             except ChatError as error:
                 if error.code == ErrorCode.RATE_LIMITED.value and slowed < RATE_LIMITED_RETRIES:

@@ -23,7 +23,7 @@ from chatsvc.gateway.desk_feed import DeskFeed
 from chatsvc.gateway.fanout import Fanout
 from chatsvc.gateway.health import healthz, readyz
 from chatsvc.gateway.keys import COMMANDS, CONNECTIONS, CONTEXT, REDIS_LINK, SETTINGS
-from chatsvc.gateway.presence import Presence
+from chatsvc.gateway.presence import GatewayPresence
 from chatsvc.gateway.queue_watch import QueueWatch
 from chatsvc.gateway.redis_link import RedisLink
 from chatsvc.gateway.settings import Settings
@@ -46,6 +46,7 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
     ctx = GatewayContext(config=config, link=link)
     ctx.fanout = Fanout(ctx.hub, link)
     ctx.queue_watch = QueueWatch(ctx)
+    ctx.presence = GatewayPresence(ctx.hub, link, config.limits.max_connections_per_user)
     app[CONTEXT] = ctx
     app[COMMANDS] = Commands(ctx)
     tasks = [
@@ -55,7 +56,7 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(ctx.fanout.run_position_checks(), name="position-checks"),
         asyncio.create_task(DeskFeed(ctx).run(), name="desk-feed"),
         asyncio.create_task(ctx.queue_watch.run(), name="queue-watch"),
-        asyncio.create_task(Presence(ctx).run(), name="presence"),
+        asyncio.create_task(ctx.presence.run(), name="presence"),
     ]
     yield
     for task in tasks:

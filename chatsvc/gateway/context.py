@@ -24,6 +24,7 @@ from triage.transcripts import Position
 
 if TYPE_CHECKING:
     from chatsvc.gateway.fanout import Fanout
+    from chatsvc.gateway.presence import GatewayPresence
     from chatsvc.gateway.queue_watch import QueueWatch
 
 
@@ -43,6 +44,7 @@ class GatewayContext:
     hub: Hub = field(default_factory=Hub)
     fanout: Fanout = field(init=False)
     queue_watch: QueueWatch = field(init=False)
+    presence: GatewayPresence = field(init=False)
 
     # -- lookups --------------------------------------------------------------------------
 

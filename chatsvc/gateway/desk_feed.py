@@ -21,7 +21,8 @@ from redis.exceptions import RedisError
 from chatsvc.gateway.cancellation import stop_if_cancelled
 from chatsvc.gateway.context import GatewayContext
 from chatsvc.protocol import frames as f
-from triage import events
+from chatsvc.tokens import Role
+from triage import events, views
 from triage.errors import Refused
 from triage.events import Event
 from triage.records import red_flags_from
@@ -62,6 +63,10 @@ class DeskFeed:
             "ended": self._ended,
             "abandoned": self._abandoned,
             "doctor_status": self._doctor_status,
+            "doctor_away": self._doctor_presence,
+            "doctor_back": self._doctor_presence,
+            "patient_away": self._patient_presence,
+            "patient_back": self._patient_presence,
         }
 
     async def run(self) -> None:
@@ -185,6 +190,24 @@ class DeskFeed:
             guidance = self._ctx.guidance(event.data["dept"], flags, conn.lang)
             if guidance is not None:
                 conn.send(guidance)
+
+    async def _doctor_presence(self, event: Event) -> None:
+        """The doctor lost their last connection (or is back): tell their patients."""
+        status = "reconnecting" if event.type == "doctor_away" else "back"
+        ctx = self._ctx
+        for consultation in await views.doctor_consultations(ctx.link.client, event.data["doctor"]):
+            for conn in ctx.hub.followers(consultation):
+                if conn.role is Role.PATIENT:
+                    conn.send(
+                        f.PeerPresence(consultation=consultation, role="doctor", status=status)
+                    )
+
+    async def _patient_presence(self, event: Event) -> None:
+        status = "reconnecting" if event.type == "patient_away" else "back"
+        consultation = event.data["consultation"]
+        for conn in self._ctx.hub.conns_of(event.data.get("doctor", "")):
+            if consultation in conn.follows:
+                conn.send(f.PeerPresence(consultation=consultation, role="patient", status=status))
 
     async def _doctor_status(self, event: Event) -> None:
         doctor = event.data["doctor"]

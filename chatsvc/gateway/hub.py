@@ -52,6 +52,7 @@ class Conn:
     ticket_department: str = ""
     last_queued: tuple[int, int | None, bool] | None = None  # what the patient was last told
     closing: bool = False
+    counted: bool = False  # its presence is recorded in Redis (so it is restated and removed)
     outbox: asyncio.Queue[bytes | str | None] = field(
         default_factory=lambda: asyncio.Queue(OUTBOX_FRAMES)
     )

@@ -1,48 +1,108 @@
-"""Doctors' presence: while a doctor has a connection on this gateway, renew it in the desk.
+"""This gateway's part in presence: its lease, its users' connections, its doctors' heartbeats.
 
-The triage engine takes a doctor offline when nobody renews their presence for
-`[triage] presence_ttl_s` (their patients go back to the queue at their places). Each gateway
-renews, every third of that, the doctors connected to it, so a doctor stays present as long as
-any of their connections lives anywhere, and a dead gateway stops vouching for its doctors.
+Presence itself lives in Redis (triage.presence): per (user, gateway) under each gateway's
+lease. This module keeps this gateway's lease renewed, reports each connection it opens and
+closes, reaps the leases of dead gateways, and renews the presence of the doctors connected
+here (a doctor whose last connection anywhere is gone stops being renewed and, after the
+grace period, lapses: their patients go back to the queue).
+
+Each time the Redis link comes back up, the gateway first asks for a hold (no timer fires, no
+lease is reaped meanwhile), then restates the connections it holds and renews its doctors: an
+outage never requeues everyone at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
+from collections import Counter
 
 import structlog
 from redis.exceptions import RedisError
 
 from chatsvc.gateway.cancellation import stop_if_cancelled
-from chatsvc.gateway.context import GatewayContext
+from chatsvc.gateway.hub import Conn, Hub
+from chatsvc.gateway.redis_link import RedisLink
 from chatsvc.tokens import Role
 from triage.errors import Refused
+from triage.presence import Presence as PresenceBook
 
 log = structlog.get_logger(__name__)
 
-# Renewals per presence period: two may be lost or late before a doctor lapses.
+# A gateway's lease: its users count as gone this long after it dies (plus one reap round).
+LEASE_TTL_S = 10.0
+# Lease renewals and reaps per lease period: two may fail before the lease lapses.
+RENEWALS_PER_LEASE = 3
+# Doctors' presence renewals per presence ttl.
 RENEWALS_PER_TTL = 3
 
 
-class Presence:
-    def __init__(self, ctx: GatewayContext) -> None:
-        self._ctx = ctx
+class GatewayPresence:
+    def __init__(self, hub: Hub, link: RedisLink, max_connections_per_user: int) -> None:
+        self.gateway_id = uuid.uuid4().hex[:12]
+        self._hub = hub
+        self._link = link
+        self._max = max_connections_per_user
+        self._book = PresenceBook(link.client, link.scripts, link.rules)
+        self._generation = 0
+
+    async def connect(self, conn: Conn) -> None:
+        """Count the connection. Raises TooManyConnections over the user's limit."""
+        await self._ensure_asserted()
+        await self._book.connect(self.gateway_id, conn.user_id, conn.role.value, self._max)
+        conn.counted = True
+
+    async def disconnect(self, conn: Conn) -> None:
+        if not conn.counted:
+            return
+        conn.counted = False
+        with contextlib.suppress(RedisError, OSError, Refused):
+            await self._book.disconnect(self.gateway_id, conn.user_id, conn.role.value)
 
     async def run(self) -> None:
-        interval = self._ctx.link.engine.rules.presence_ttl_s / RENEWALS_PER_TTL
+        lease_every = LEASE_TTL_S / RENEWALS_PER_LEASE
+        heartbeat_every = self._link.rules.presence_ttl_s / RENEWALS_PER_TTL
+        loop = asyncio.get_running_loop()
+        last_heartbeat = 0.0
         while True:
             stop_if_cancelled()
-            await asyncio.sleep(interval)
-            await self._ctx.link.wait_ready()
+            await self._link.wait_ready()
             try:
-                await self.renew_all()
+                await self._ensure_asserted()
+                await self._book.lease(self.gateway_id, LEASE_TTL_S)
+                reaped = await self._book.reap()
+                if reaped:
+                    log.warning("gateways_reaped", gateways=list(reaped))
+                if loop.time() - last_heartbeat >= heartbeat_every:
+                    last_heartbeat = loop.time()
+                    await self.renew_doctors()
             except (RedisError, OSError) as error:
                 stop_if_cancelled()
                 log.warning("presence_renewal_failed", error=str(error)[:200])
+            stop_if_cancelled()  # a Redis call may have swallowed a cancellation
+            await asyncio.sleep(min(lease_every, heartbeat_every))
 
-    async def renew_all(self) -> None:
-        doctors = {conn.user_id for conn in self._ctx.hub.all_conns() if conn.role is Role.DOCTOR}
+    async def _ensure_asserted(self) -> None:
+        """After each (re)connection to Redis: hold the timers, restate what this gateway
+        holds, renew its doctors."""
+        if self._generation == self._link.generation:
+            return
+        # The first connection is a start, not a recovery: nothing was missed, hold nothing.
+        recovering = self._generation > 0
+        self._generation = self._link.generation
+        await self._book.lease(
+            self.gateway_id, LEASE_TTL_S, hold_s=LEASE_TTL_S if recovering else 0
+        )
+        held = Counter(
+            (conn.role.value, conn.user_id) for conn in self._hub.all_conns() if conn.counted
+        )
+        await self._book.reassert(self.gateway_id, dict(held))
+        await self.renew_doctors()
+        log.info("presence_asserted", gateway=self.gateway_id, users=len(held))
+
+    async def renew_doctors(self) -> None:
+        doctors = {conn.user_id for conn in self._hub.all_conns() if conn.role is Role.DOCTOR}
         for doctor in sorted(doctors):
             with contextlib.suppress(Refused):  # offline: they must set a status again
-                await self._ctx.link.engine.heartbeat(doctor)
+                await self._link.engine.heartbeat(doctor)

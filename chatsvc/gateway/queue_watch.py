@@ -49,6 +49,7 @@ class QueueWatch:
             stop_if_cancelled()
             await asyncio.sleep(INTERVAL_S)
             await self._ctx.link.wait_ready()
+            stop_if_cancelled()
             if loop.time() - last_refresh >= REFRESH_S:
                 last_refresh = loop.time()
                 self.mark_all()

@@ -94,6 +94,7 @@ class RedisLink:
         self.server: ServerInfo | None = None
         self.desk: DeskInfo | None = None
         self._ready_event = asyncio.Event()
+        self.generation = 0
 
     async def wait_ready(self) -> None:
         await self._ready_event.wait()
@@ -134,6 +135,7 @@ class RedisLink:
         self.desk = await self.engine.init()
         self.server = server
         self.state, self.detail = LinkState.READY, ""
+        self.generation += 1  # each (re)connection: state held for this link may be stale
         self._ready_event.set()
         log.info(
             "redis_ready",

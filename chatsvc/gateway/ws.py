@@ -42,7 +42,7 @@ from chatsvc.protocol.session import (
 )
 from chatsvc.tokens import Role
 from triage import views
-from triage.errors import Refused
+from triage.errors import Refused, TooManyConnections
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +203,22 @@ class Socket:
         self.conn = conn
         self._writer = asyncio.get_running_loop().create_task(conn.write_loop())
         ctx.hub.add(conn)
+        try:
+            await ctx.presence.connect(conn)
+        except TooManyConnections:
+            conn.send(
+                f.Error(
+                    code=ErrorCode.TOO_MANY_CONNECTIONS,
+                    message="too many connections for this user; close another tab",
+                    ref=effect.ref,
+                )
+            )
+            await self._close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            ctx.hub.remove(conn)
+            self.conn = None
+            return
+        except (RedisError, OSError) as error:
+            log.warning("presence_failed", conn_id=conn.id, error=str(error)[:200])
         conn.send(ctx.welcome(effect.claims, lang, effect.ref))
         try:
             await self._restore(conn, {point.consultation: point for point in effect.resume})
@@ -227,7 +243,6 @@ class Socket:
                 ticket = await engine.ticket(case.ticket_id)
                 if ticket.state.value == "waiting":
                     conn.ticket, conn.ticket_department = ticket.id, ticket.department
-                    await engine.ticket_presence(ticket.id, connected=True)
                     await ctx.queue_watch.tell_position(conn)
             if case.consultation_id:
                 view = await ctx.render(case.consultation_id, with_intake=False)
@@ -299,11 +314,8 @@ class Socket:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
         await ctx.fanout.forget(orphaned)
-        if conn.role is Role.PATIENT and conn.ticket and not ctx.hub.conns_of(conn.user_id):
-            # The patient's last connection here is gone: the grace timer starts. (A tab on
-            # another gateway is the subject of presence, in a later part.)
-            with contextlib.suppress(RedisError, OSError, Refused):
-                await ctx.link.engine.ticket_presence(conn.ticket, connected=False)
+        # If it was the user's last connection anywhere, their absence starts (grace timers).
+        await ctx.presence.disconnect(conn)
 
 
 def _effects_for(

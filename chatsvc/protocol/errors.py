@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"  # over the per-connection frame rate; the frame was dropped
     MESSAGE_TOO_LONG = "message_too_long"  # a chat message over [limits] max_message_chars
     RENEW_MISMATCH = "renew_mismatch"  # a renewed token names another user or role
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # over the user's connection limit
     NOTICE_REQUIRED = "notice_required"  # join without acknowledging the emergency notice
     # The desk refused the command (triage.errors codes; nothing changed).
     UNKNOWN_DEPARTMENT = "unknown_department"
@@ -56,6 +57,7 @@ class CloseCode(IntEnum):
     TOKEN_EXPIRED = 4003  # the token expired without a renew: get a new one and reconnect
     POLICY_VIOLATION = 4008  # repeated abuse (frames over the rate limit, bad frames)
     TOO_SLOW = 4009  # the client did not read its frames fast enough (its queue filled up)
+    TOO_MANY_CONNECTIONS = 4010  # the user already holds [limits] max_connections_per_user
 
 
 class ProtocolError(Exception):

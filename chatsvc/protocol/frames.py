@@ -450,6 +450,16 @@ class Opened(Frame, tag="consultation"):
     ref: FrameId = None
 
 
+class PeerPresence(Frame, tag="presence"):
+    """The other side of a consultation lost its last connection ("reconnecting") or is back
+    ("back"). A doctor still away after the grace period means the consultation is requeued
+    (the patient then gets `queued`); a patient still away after theirs ends it (`ended`)."""
+
+    consultation: str
+    role: RoleName
+    status: Literal["reconnecting", "back"]
+
+
 class Released(Frame, tag="released"):
     """To a doctor: a consultation left them (transferred, requeued, offer expired)."""
 
@@ -554,6 +564,7 @@ Outbound = (
     | StatusChanged
     | Offered
     | Opened
+    | PeerPresence
     | Released
     | History
     | Message

@@ -73,6 +73,7 @@ OUTBOUND_TYPES = [
     "status",
     "offer",
     "consultation",
+    "presence",
     "released",
     "patient_history",
     "message",

@@ -15,6 +15,7 @@ from tests.triage.conftest import OnDuty, intake
 from triage import keys
 from triage.engine import Engine, ManualClock
 from triage.models import Urgency
+from triage.presence import Presence
 from triage.scripts import library_source, loadable_source, script_names
 from triage.transcripts import Transcripts
 
@@ -64,6 +65,12 @@ async def test_every_script_call_touches_one_slot(
     await transcripts.close(again.consultation_id, 60)
     await engine.end("d2", again.consultation_id, "")
     await engine.fire_timers()
+    presence = Presence(redis, engine._scripts, engine.rules, clock)  # noqa: SLF001
+    await presence.lease("g1", 10)
+    await presence.connect("g1", "p9", "patient")
+    await presence.disconnect("g1", "p9", "patient")
+    await presence.reassert("g1", {("doctor", "d1"): 2})
+    await presence.reap()
 
     assert set(seen) == set(script_names()) - {"desk_init"}, "a script was not exercised"
     for name, slots in seen.items():

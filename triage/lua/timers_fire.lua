@@ -6,6 +6,8 @@
 --   accept|<consultation>  offer not accepted: doctor away, ticket back at its place
 --   presence|<doctor>      heartbeats stopped: doctor offline, consultations requeued
 --   grace|<ticket>         waiting patient still disconnected: abandoned
+--   cgrace|<consultation>  the patient of an active consultation still gone: patient_left
+-- Nothing fires while presence is held (after a Redis outage, see lib/presence.lua).
 -- Returns {'ok', fired_members...} (only those whose transition happened).
 local meta_key = KEYS[1]
 local now_override = ARGV[1]
@@ -33,6 +35,8 @@ local function fire(member, seed)
       lapse_doctor(P, id, now, accept_ms, seed)
       return true
     end
+  elseif kind == 'cgrace' then
+    return fire_patient_grace(P, id, now, retention_s, accept_ms, seed)
   elseif kind == 'grace' then
     local ticket = redis.call('HMGET', dk(P, 'ticket', id), 'state', 'connected', 'consultation')
     if ticket[1] == 'waiting' and ticket[2] == '0' then
@@ -47,8 +51,11 @@ local function fire(member, seed)
   return false
 end
 
-local due = redis.call('ZRANGEBYSCORE', tkey, '-inf', now, 'LIMIT', 0, limit)
 local fired = {'ok'}
+if held(P, now) then
+  return fired
+end
+local due = redis.call('ZRANGEBYSCORE', tkey, '-inf', now, 'LIMIT', 0, limit)
 for i, member in ipairs(due) do
   -- Only what is still due: an earlier timer of this sweep may have re-armed this one.
   local deadline = redis.call('ZSCORE', tkey, member)

@@ -1,0 +1,201 @@
+"""Presence per (user, gateway) under gateway leases, and the absences it starts and cancels."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.triage.conftest import RULES, Join, OnDuty
+from triage import errors, events, keys
+from triage.engine import Engine, ManualClock
+from triage.models import ConsultationState, DoctorStatus, TicketState
+from triage.presence import Presence
+
+LEASE_S = 10
+
+
+@pytest.fixture
+async def presence(redis: Redis, engine: Engine, clock: ManualClock) -> Presence:
+    book = Presence(redis, engine._scripts, RULES, clock)  # noqa: SLF001
+    for gateway in ("A", "B"):
+        await book.lease(gateway, LEASE_S)
+    return book
+
+
+async def pass_time(clock: ManualClock, engine: Engine, seconds: float, *doctors: str) -> None:
+    """Let time pass while the doctors' gateways keep renewing their presence, as they do."""
+    step = RULES.presence_ttl_s / 4
+    while seconds > 0:
+        clock.advance(min(step, seconds))
+        seconds -= step
+        for doctor in doctors:
+            await engine.heartbeat(doctor)
+
+
+async def event_types(redis: Redis) -> list[str]:
+    return [event.type for event in await events.read(redis, "0-0", count=1000)]
+
+
+async def test_a_doctor_on_two_gateways_is_present_until_the_last_connection_closes(
+    presence: Presence,
+    engine: Engine,
+    on_duty: OnDuty,
+    join: Join,
+    redis: Redis,
+    clock: ManualClock,
+) -> None:
+    await on_duty("d1")
+    await join("p1")
+    match = await engine.take_next("d1")
+    assert await presence.connect("A", "d1", "doctor") == 1
+    assert await presence.connect("B", "d1", "doctor") == 2
+    assert await presence.disconnect("A", "d1", "doctor") == 1
+    assert "doctor_away" not in await event_types(redis)
+
+    await presence.disconnect("B", "d1", "doctor")
+    assert "doctor_away" in await event_types(redis)
+    doctor = await engine.doctor("d1")
+    assert doctor is not None
+    assert doctor.alive_until_ms == clock.now_ms + RULES.presence_ttl_s * 1000
+    clock.advance(RULES.presence_ttl_s)
+    await engine.fire_timers()
+    consultation = await engine.consultation(match.consultation_id)
+    assert consultation.state is ConsultationState.QUEUED  # requeued at its place
+    assert (await engine.doctor("d1")).status is DoctorStatus.OFFLINE  # type: ignore[union-attr]
+
+
+async def test_a_doctor_back_within_the_grace_keeps_their_patients(
+    presence: Presence,
+    engine: Engine,
+    on_duty: OnDuty,
+    join: Join,
+    redis: Redis,
+    clock: ManualClock,
+) -> None:
+    await on_duty("d1")
+    await join("p1")
+    match = await engine.take_next("d1")
+    await presence.connect("A", "d1", "doctor")
+    await presence.disconnect("A", "d1", "doctor")
+    clock.advance(RULES.presence_ttl_s / 2)
+    await presence.connect("B", "d1", "doctor")
+    await pass_time(clock, engine, RULES.presence_ttl_s * 2, "d1")  # B renews them now
+    await engine.fire_timers()
+    assert (await engine.consultation(match.consultation_id)).state is ConsultationState.ACTIVE
+    assert (await event_types(redis))[-2:] == ["doctor_away", "doctor_back"]
+
+
+async def test_a_patient_gone_from_an_active_consultation_leaves_after_the_grace(
+    presence: Presence,
+    engine: Engine,
+    on_duty: OnDuty,
+    join: Join,
+    redis: Redis,
+    clock: ManualClock,
+) -> None:
+    await on_duty("d1", capacity=1)
+    await join("p1")
+    match = await engine.take_next("d1")
+    await presence.connect("A", "p1", "patient")
+    await presence.disconnect("A", "p1", "patient")
+    assert (await event_types(redis))[-1] == "patient_away"
+    await pass_time(clock, engine, RULES.patient_grace_s - 1, "d1")
+    await engine.fire_timers()
+    assert (await engine.consultation(match.consultation_id)).state is ConsultationState.ACTIVE
+    await pass_time(clock, engine, 1, "d1")
+    await engine.fire_timers()
+    ended = await engine.consultation(match.consultation_id)
+    assert (ended.state, ended.outcome) == (ConsultationState.ENDED, "patient_left")
+    assert (await engine.doctor("d1")).active == 0  # type: ignore[union-attr]
+
+
+async def test_a_patient_back_in_time_keeps_the_consultation(
+    presence: Presence,
+    engine: Engine,
+    on_duty: OnDuty,
+    join: Join,
+    redis: Redis,
+    clock: ManualClock,
+) -> None:
+    await on_duty("d1")
+    await join("p1")
+    match = await engine.take_next("d1")
+    await presence.connect("A", "p1", "patient")
+    await presence.disconnect("A", "p1", "patient")
+    await presence.connect("B", "p1", "patient")
+    await pass_time(clock, engine, RULES.patient_grace_s * 2, "d1")
+    await engine.fire_timers()
+    assert (await engine.consultation(match.consultation_id)).state is ConsultationState.ACTIVE
+    assert (await event_types(redis))[-1] == "patient_back"
+
+
+async def test_a_waiting_patient_gone_past_the_grace_leaves_the_queue(
+    presence: Presence, engine: Engine, join: Join, clock: ManualClock
+) -> None:
+    ticket = await join("p1")
+    await presence.connect("A", "p1", "patient")
+    await presence.disconnect("A", "p1", "patient")
+    clock.advance(RULES.patient_grace_s)
+    await engine.fire_timers()
+    assert (await engine.ticket(ticket)).state is TicketState.ABANDONED
+
+
+async def test_a_dead_gateways_users_are_gone_once_its_lease_lapses_and_it_is_reaped(
+    presence: Presence,
+    engine: Engine,
+    on_duty: OnDuty,
+    join: Join,
+    redis: Redis,
+    clock: ManualClock,
+) -> None:
+    await on_duty("d1")
+    await join("p1")
+    await engine.take_next("d1")
+    await presence.connect("A", "d1", "doctor")
+    await presence.connect("B", "p1", "patient")
+    clock.advance(LEASE_S / 2)
+    await presence.lease("B", LEASE_S)  # B lives on; A stopped renewing (SIGKILL)
+    assert await presence.reap() == ()
+    clock.advance(LEASE_S / 2)
+    assert await presence.reap() == ("A",)
+    assert "doctor_away" in await event_types(redis)
+    assert "patient_away" not in await event_types(redis)
+    assert await presence.connections("d1") == {}
+    assert await redis.exists(keys.gateway_users("A")) == 0
+
+
+async def test_a_hold_after_an_outage_stops_timers_and_reaping_until_it_ends(
+    presence: Presence, engine: Engine, join: Join, clock: ManualClock
+) -> None:
+    ticket = await join("p1")
+    await presence.connect("A", "p1", "patient")
+    await presence.disconnect("A", "p1", "patient")
+    clock.advance(RULES.patient_grace_s + LEASE_S)  # the outage: nothing ran meanwhile
+    await presence.lease("B", LEASE_S, hold_s=5)
+    assert await engine.fire_timers() == ()
+    assert await presence.reap() == ()
+    assert (await engine.ticket(ticket)).state is TicketState.WAITING
+    clock.advance(5)
+    await engine.fire_timers()
+    assert (await engine.ticket(ticket)).state is TicketState.ABANDONED
+
+
+async def test_connections_per_user_are_limited_across_gateways(presence: Presence) -> None:
+    await presence.connect("A", "p1", "patient", max_connections=2)
+    await presence.connect("B", "p1", "patient", max_connections=2)
+    with pytest.raises(errors.TooManyConnections):
+        await presence.connect("A", "p1", "patient", max_connections=2)
+    await presence.disconnect("B", "p1", "patient")
+    assert await presence.connect("A", "p1", "patient", max_connections=2) == 2
+
+
+async def test_reasserting_replaces_a_gateways_counts_without_events(
+    presence: Presence, redis: Redis
+) -> None:
+    await presence.connect("A", "d1", "doctor")
+    await presence.connect("A", "p1", "patient")
+    before = await event_types(redis)
+    assert await presence.reassert("A", {("doctor", "d1"): 3}) == 1
+    assert await presence.connections("d1") == {"A": 3}
+    assert await presence.connections("p1") == {}
+    assert await event_types(redis) == before

@@ -1,0 +1,25 @@
+-- presence_reassert: a gateway states the connections it holds now, replacing what Redis held
+-- for it (after a Redis outage or restart, its counts may be stale or gone). Emits no events
+-- and starts or cancels nothing: the users it names were connected throughout. ARGV after the
+-- gateway: role, user, count, role, user, count, ... Returns {'ok', users}.
+local meta_key = KEYS[1]
+local now_override = ARGV[1] -- unused: reasserting records no time
+local gateway = ARGV[2]
+
+local P = desk_prefix(meta_key)
+local ukey = dk(P, 'gateway', gateway, 'users')
+for _, member in ipairs(redis.call('SMEMBERS', ukey)) do
+  local sep = string.find(member, '|', 1, true)
+  redis.call('HDEL', dk(P, 'presence', string.sub(member, sep + 1)), gateway)
+end
+redis.call('DEL', ukey)
+local users = 0
+for i = 3, #ARGV, 3 do
+  local role, user, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if count > 0 then
+    redis.call('HSET', dk(P, 'presence', user), gateway, count)
+    redis.call('SADD', ukey, role .. '|' .. user)
+    users = users + 1
+  end
+end
+return {'ok', users}
