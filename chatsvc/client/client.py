@@ -45,7 +45,7 @@ SEND_ATTEMPTS = 4
 RATE_LIMITED_WAIT_S = 0.1
 RATE_LIMITED_RETRIES = 50
 # Close codes after which reconnecting cannot help: the token or the behaviour must change.
-TERMINAL_CLOSE_CODES = frozenset({4001, 4002, 4003, 4008})
+TERMINAL_CLOSE_CODES = frozenset({4001, 4002, 4003, 4008, 4010})
 # Reconnect back-off: first retry after this, doubling up to the cap, for this many attempts.
 RECONNECT_FIRST_S = 0.05
 RECONNECT_CAP_S = 2.0

@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 
 
 def pick_language(available: Sequence[str], wanted: str) -> str:
-    """The shipped language closest to a BCP 47 tag ("zh-CN" → "zh"), else English."""
+    """The configured language closest to a BCP 47 tag ("zh-CN" → "zh-cn", else "zh"), case
+    insensitively, else English. Returns the key as configured."""
+    by_lower = {key.lower(): key for key in available}
     wanted = wanted.lower()
-    if wanted in available:
-        return wanted
-    base = wanted.split("-", 1)[0]
-    return base if base in available else "en"
+    for candidate in (wanted, wanted.split("-", 1)[0]):
+        if candidate in by_lower:
+            return by_lower[candidate]
+    return by_lower.get("en", "en")
 
 
 @dataclass

@@ -218,7 +218,19 @@ class Socket:
             self.conn = None
             return
         except (RedisError, OSError) as error:
+            # Uncounted, the user could count as gone while connected: try again later.
             log.warning("presence_failed", conn_id=conn.id, error=str(error)[:200])
+            conn.send(
+                f.Error(
+                    code=ErrorCode.UNAVAILABLE,
+                    message="the desk is unreachable; reconnect",
+                    ref=effect.ref,
+                )
+            )
+            await self._close(CloseCode.TRY_AGAIN_LATER, "desk unreachable")
+            ctx.hub.remove(conn)
+            self.conn = None
+            return
         conn.send(ctx.welcome(effect.claims, lang, effect.ref))
         try:
             await self._restore(conn, {point.consultation: point for point in effect.resume})
@@ -286,13 +298,17 @@ class Socket:
         ctx = self._ctx
         for point in rest.values():
             try:
+                state = (await ctx.link.engine.consultation(point.consultation)).state.value
+            except Refused:
+                continue  # unknown (expired, or never was)
+            if state != "ended":
+                continue  # still open, but not theirs any more: nothing to finish
+            try:
                 record, _ = await self._commands.authorize(
                     conn.claims, point.consultation, Action.READ_TRANSCRIPT
                 )
             except ProtocolError:
-                continue  # not theirs (or unknown): nothing to say
-            if record.state.value != "ended":
-                continue
+                continue  # not theirs: nothing to say
             await ctx.fanout.follow(conn, record.id, point.epoch, point.seq)
             await ctx.fanout.flush(record.id)
             conn.send(

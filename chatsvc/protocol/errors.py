@@ -52,6 +52,7 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012  # this gateway is shutting down: reconnect, maybe elsewhere
+    TRY_AGAIN_LATER = 1013  # the desk's Redis is unreachable right now: reconnect later
     AUTH_FAILED = 4001  # the first frame was not a valid hello
     AUTH_TIMEOUT = 4002  # no hello within the allowed time
     TOKEN_EXPIRED = 4003  # the token expired without a renew: get a new one and reconnect

@@ -199,3 +199,18 @@ async def test_reasserting_replaces_a_gateways_counts_without_events(
     assert await presence.connections("d1") == {"A": 3}
     assert await presence.connections("p1") == {}
     assert await event_types(redis) == before
+
+
+async def test_reasserting_after_a_reap_keeps_a_connected_waiting_patient_in_the_queue(
+    presence: Presence, engine: Engine, join: Join, clock: ManualClock
+) -> None:
+    ticket = await join("p1")
+    await presence.connect("A", "p1", "patient")
+    clock.advance(LEASE_S)  # A stalled past its lease and was reaped, though its socket lived
+    assert await presence.reap() == ("A", "B")
+    await presence.lease("A", LEASE_S)
+    await presence.reassert("A", {("patient", "p1"): 1})
+    clock.advance(RULES.patient_grace_s)
+    await engine.fire_timers()
+    assert (await engine.ticket(ticket)).state is TicketState.WAITING
+    assert await presence.connections("p1") == {"A": 1}

@@ -1,6 +1,7 @@
 -- presence_reassert: a gateway states the connections it holds now, replacing what Redis held
--- for it (after a Redis outage or restart, its counts may be stale or gone). Emits no events
--- and starts or cancels nothing: the users it names were connected throughout. ARGV after the
+-- for it (after a Redis outage or restart, its counts may be stale or gone, or it may have
+-- been reaped meanwhile). Emits no events: the users it names were connected throughout, so
+-- a patient's absence timers that a reap may have started are cancelled. ARGV after the
 -- gateway: role, user, count, role, user, count, ... Returns {'ok', users}.
 local meta_key = KEYS[1]
 local now_override = ARGV[1] -- unused: reasserting records no time
@@ -19,6 +20,9 @@ for i = 3, #ARGV, 3 do
   if count > 0 then
     redis.call('HSET', dk(P, 'presence', user), gateway, count)
     redis.call('SADD', ukey, role .. '|' .. user)
+    if role == 'patient' then
+      cancel_patient_absence(P, user)
+    end
     users = users + 1
   end
 end

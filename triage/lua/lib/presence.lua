@@ -64,6 +64,24 @@ local function user_gone(P, user, role, now, doctor_grace_ms, patient_grace_ms)
   end
 end
 
+-- Cancel a patient's absence timers (their open consultation's and their waiting ticket's).
+-- Returns the consultation whose absence was running, if any.
+local function cancel_patient_absence(P, user)
+  local open = redis.call('HMGET', dk(P, 'patient', user), 'ticket', 'consultation')
+  local tid, cid = open[1], open[2]
+  local was_away = nil
+  if cid and cid ~= '' and redis.call('ZREM', dk(P, 'timers'), 'cgrace|' .. cid) == 1 then
+    was_away = cid
+  end
+  if tid and tid ~= '' then
+    redis.call('ZREM', dk(P, 'timers'), 'grace|' .. tid)
+    if redis.call('EXISTS', dk(P, 'ticket', tid)) == 1 then
+      redis.call('HSET', dk(P, 'ticket', tid), 'connected', 1)
+    end
+  end
+  return was_away
+end
+
 -- The user had no live connection and now has one: cancel what `user_gone` started.
 local function user_back(P, user, role, now)
   if role == 'doctor' then
@@ -76,17 +94,10 @@ local function user_back(P, user, role, now)
   if role ~= 'patient' then
     return
   end
-  local open = redis.call('HMGET', dk(P, 'patient', user), 'ticket', 'consultation')
-  local tid, cid = open[1], open[2]
-  if cid and cid ~= '' and redis.call('ZREM', dk(P, 'timers'), 'cgrace|' .. cid) == 1 then
+  local cid = cancel_patient_absence(P, user)
+  if cid then
     local doctor = redis.call('HGET', dk(P, 'consultation', cid), 'doctor')
     emit(P, 'patient_back', {consultation = cid, patient = user, doctor = doctor or ''})
-  end
-  if tid and tid ~= '' then
-    redis.call('ZREM', dk(P, 'timers'), 'grace|' .. tid)
-    if redis.call('EXISTS', dk(P, 'ticket', tid)) == 1 then
-      redis.call('HSET', dk(P, 'ticket', tid), 'connected', 1)
-    end
   end
 end
 
