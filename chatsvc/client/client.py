@@ -100,6 +100,7 @@ class ChatClient:
         self.duplicates = 0
         self.inbox: deque[f.Outbound] = deque()
         self.close_code: int | None = None
+        self.close_codes: list[int | None] = []  # every socket's close code, oldest first
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[f.Outbound]] = {}
@@ -249,6 +250,7 @@ class ChatClient:
             pass
         finally:
             self.close_code = ws.close_code
+            self.close_codes.append(ws.close_code)
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError("connection closed"))

@@ -146,3 +146,34 @@ async def test_a_killed_gateways_doctor_lapses_and_their_patient_is_requeued(
     await patient.close()
     await later.close()
     await doctor.close()
+
+
+async def test_a_graceful_restart_sends_clients_elsewhere_with_nothing_lost(
+    gateways: list[tuple[GatewayProcess, str]],
+) -> None:
+    (east_process, east), (_, west) = gateways
+    patient = await connect([east, west], token_for(tokens.Role.PATIENT, "p1"))
+    doctor = await connect([west, east], token_for(tokens.Role.DOCTOR, "d1", ("general",), 3))
+    await doctor.set_status("available")
+    await patient.join("general", "a question")
+    case = await doctor.take_next()
+    await patient.next(f.Assigned)
+
+    async def keep_sending(client: ChatClient, who: str) -> None:
+        for n in range(200):
+            await client.send(case.id, f"{who} {n}")
+
+    talking = asyncio.gather(keep_sending(doctor, "doctor"), keep_sending(patient, "patient"))
+    await patient.wait_for_messages(case.id, 40)
+    east_process.send_signal(signal.SIGTERM)
+    assert await east_process.wait_exit() == 0
+    await talking
+    for client in (patient, doctor):
+        thread = await client.wait_for_messages(case.id, 400, timeout=60)
+        texts = [m.text for m in thread.in_order()]
+        assert [t for t in texts if t.startswith("doctor")] == [f"doctor {n}" for n in range(200)]
+        assert [t for t in texts if t.startswith("patient")] == [f"patient {n}" for n in range(200)]
+        assert client.duplicates == 0
+    assert patient.close_codes == [1012] and patient.url == west
+    await patient.close()
+    await doctor.close()
