@@ -129,6 +129,7 @@ class Segment:
     started_ms: int
     ended_ms: int | None
     outcome: str | None
+    offered_only: bool = False  # an offer the doctor never accepted: they never held it
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ def consultation_from(fields: dict[str, str]) -> Consultation:
             started_ms=int(str(item["started"])),
             ended_ms=_optional_int(str(item["ended"])) if "ended" in item else None,
             outcome=str(item["outcome"]) if "outcome" in item else None,
+            offered_only=item.get("offer") is True,
         )
         for item in _list(fields.get("history"))
     )

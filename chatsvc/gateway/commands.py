@@ -136,11 +136,12 @@ class Commands:
             doctor_id=record.doctor_id,
             state=record.state.value,
             department=record.department,
-            # A doctor whose offer expired never held the consultation: not a former doctor.
+            # A doctor who was only offered it (and never accepted) never held the
+            # consultation: not a former doctor.
             former_doctors=tuple(
                 segment.doctor_id
                 for segment in record.history
-                if segment.outcome not in (None, "not_accepted")
+                if segment.outcome is not None and not segment.offered_only
             ),
         )
         relation = relation_of(claims.role, claims.user_id, claims.departments, facts)

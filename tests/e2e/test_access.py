@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from chatsvc.client import ChatClient, ChatError
+from chatsvc.config import Config, TriageConfig
 from chatsvc.protocol import frames as f
-from tests.e2e.conftest import Desk
+from tests.e2e.conftest import ROOMY_LIMITS, Desk, DeskFactory
 
 pytestmark = pytest.mark.usefixtures("desk")
 
@@ -132,3 +133,21 @@ async def test_transcript_export_follows_the_matrix_and_is_audited(desk: Desk) -
     unauthenticated = await desk.gateway.get(url)
     assert unauthenticated.status == 401
     assert ("s-paeds", "export_transcript", consultation) in await audited(desk)
+
+
+async def test_a_doctor_who_let_an_offer_expire_never_held_it_and_cannot_read_it(
+    make_desk: DeskFactory,
+) -> None:
+    desk = await make_desk(Config(limits=ROOMY_LIMITS, triage=TriageConfig(accept_timeout_s=1)))
+    first = await desk.doctor("d1", departments=("psych",))
+    patient = await desk.patient("p1")
+    await patient.join("psych", "trouble sleeping")
+    offer = await first.next(f.Offered)
+    await first.next(f.Released, timeout=10)  # not accepted in time
+    second = await desk.doctor("d2", departments=("psych",))
+    again = await second.next(f.Offered, timeout=10)
+    case = await second.accept(again.consultation.id)
+    await patient.next(f.Assigned)
+    await patient.send(case.id, "hello")
+    assert case.id == offer.consultation.id
+    assert await tries(first, case.id) == ("forbidden", "forbidden")

@@ -55,7 +55,7 @@ if to_doctor ~= '' then
   con = hgetall(ckey)
   local deadline = now + accept_ms
   redis.call('HSET', ckey, 'state', 'offered', 'doctor', to_doctor, 'accept_deadline', deadline,
-    'history', open_segment(con, to_doctor, now))
+    'history', open_segment(con, to_doctor, now, true))
   hold_slot(P, to_doctor, consultation_id, now)
   redis.call('ZADD', dk(P, 'timers'), deadline, 'accept|' .. consultation_id)
   count(P, con.dept, 'transferred')

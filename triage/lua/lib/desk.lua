@@ -122,9 +122,21 @@ local function close_segment(con, now, outcome)
   return cjson.encode(history)
 end
 
-local function open_segment(con, did, now)
+-- A segment opened by an offer is marked `offer` until the doctor accepts it (activate): a
+-- doctor who never accepted never saw the consultation, and must not count as its former
+-- doctor (chatsvc's access matrix reads this).
+local function open_segment(con, did, now, offer)
   local history = cjson.decode(con.history or '[]')
-  history[#history + 1] = {doctor = did, started = now}
+  history[#history + 1] = {doctor = did, started = now, offer = offer or nil}
+  return cjson.encode(history)
+end
+
+local function accept_segment(con)
+  local history = cjson.decode(con.history or '[]')
+  local last = history[#history]
+  if last ~= nil then
+    last.offer = nil
+  end
   return cjson.encode(history)
 end
 
@@ -179,7 +191,8 @@ local function activate(P, cid, did, now)
   local tkey = dk(P, 'ticket', con.ticket)
   local ticket = hgetall(tkey)
   local waited = now - tonumber(ticket.join_ms)
-  redis.call('HSET', ckey, 'state', 'active', 'doctor', did, 'accept_deadline', '')
+  redis.call('HSET', ckey, 'state', 'active', 'doctor', did, 'accept_deadline', '',
+    'history', accept_segment(con))
   if con.started_ms == nil or con.started_ms == '' then
     redis.call('HSET', ckey, 'started_ms', now)
   end
@@ -217,7 +230,7 @@ local function bind_ticket(P, tid, did, state, new_cid, now, deadline)
   end
   local con = hgetall(ckey)
   redis.call('HSET', ckey, 'state', state, 'doctor', did, 'dept', ticket.dept,
-    'history', open_segment(con, did, now))
+    'history', open_segment(con, did, now, state == 'offered'))
   redis.call('HSET', tkey, 'state', 'assigned')
   -- With a doctor, the patient's connection is the consultation's business, not the queue's.
   redis.call('ZREM', dk(P, 'timers'), 'grace|' .. tid)
