@@ -61,6 +61,10 @@ class Presence:
         reply = await self._run("presence_lease", gateway, int(ttl_s * 1000), int(hold_s * 1000))
         return int(str(reply[1]))
 
+    async def hold(self, hold_s: float) -> None:
+        """Hold timers and reaping for `hold_s` (never shortening a hold already set)."""
+        await self._run("presence_lease", "", 0, int(hold_s * 1000))
+
     async def connect(self, gateway: str, user: str, role: str, max_connections: int = 0) -> int:
         """Count a connection; returns the user's live connections. Raises TooManyConnections."""
         doctor_ms, patient_ms = self._graces

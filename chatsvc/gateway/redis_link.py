@@ -24,6 +24,7 @@ from triage.connection import connect
 from triage.desk import DeskInfo
 from triage.engine import DeskRules, Engine
 from triage.errors import TriageError
+from triage.presence import Presence
 from triage.scripts import Scripts
 from triage.server import ServerInfo, read_server_info
 from triage.transcripts import Transcripts
@@ -36,6 +37,9 @@ BACKOFF_BASE_S = 0.5
 WATCH_INTERVAL_S = 2.0
 # A ping slower than this counts as unreachable for readiness.
 READY_PING_TIMEOUT_S = 1.0
+# After an outage, timers and reaping wait this long for every gateway to restate presence:
+# a lease period (chatsvc.gateway.presence.LEASE_TTL_S), in which each renews at least twice.
+RECOVERY_HOLD_S = 10.0
 # Evicting a key could drop a waiting patient or a message: never run on such a Redis.
 SAFE_MAXMEMORY_POLICIES = frozenset({"noeviction"})
 
@@ -132,6 +136,10 @@ class RedisLink:
         if server.maxmemory_policy not in SAFE_MAXMEMORY_POLICIES:
             raise _EvictingServer(server.maxmemory_policy)
         await self.scripts.load_all()
+        if self.generation > 0:
+            # Back after an outage: nobody could renew presence meanwhile, so hold timers and
+            # reaping (before this process's own sweeper runs) until gateways restate it.
+            await Presence(self.client, self.scripts, self.rules).hold(RECOVERY_HOLD_S)
         self.desk = await self.engine.init()
         self.server = server
         self.state, self.detail = LinkState.READY, ""

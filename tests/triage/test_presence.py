@@ -214,3 +214,18 @@ async def test_reasserting_after_a_reap_keeps_a_connected_waiting_patient_in_the
     await engine.fire_timers()
     assert (await engine.ticket(ticket)).state is TicketState.WAITING
     assert await presence.connections("p1") == {"A": 1}
+
+
+async def test_a_hold_alone_names_no_gateway(
+    presence: Presence, redis: Redis, engine: Engine, join: Join, clock: ManualClock
+) -> None:
+    ticket = await join("p1")
+    await presence.connect("A", "p1", "patient")
+    await presence.disconnect("A", "p1", "patient")
+    clock.advance(RULES.patient_grace_s)
+    await presence.hold(3)
+    assert await engine.fire_timers() == ()
+    assert set(await redis.zrange(keys.gateways(), 0, -1)) == {"A", "B"}
+    clock.advance(3)
+    assert len(await engine.fire_timers()) == 1
+    assert (await engine.ticket(ticket)).state is TicketState.ABANDONED

@@ -12,7 +12,9 @@ local hold_ms = tonumber(ARGV[4])
 
 local P = desk_prefix(meta_key)
 local now = now_ms(now_override)
-redis.call('ZADD', dk(P, 'gateways'), now + ttl_ms, gateway)
+if gateway ~= '' then -- '' asks for the hold alone
+  redis.call('ZADD', dk(P, 'gateways'), now + ttl_ms, gateway)
+end
 if hold_ms > 0 then
   local hkey = dk(P, 'presence_hold')
   local hold = tonumber(redis.call('GET', hkey) or '0')

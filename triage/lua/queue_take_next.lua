@@ -58,10 +58,10 @@ end
 local tid = best_ticket
 local tkey = dk(P, 'ticket', tid)
 local ticket = redis.call('HMGET', tkey, 'patient', 'dept', 'consultation', 'join_ms',
-  'matched_ms')
+  'matched_ms', 'red_flags')
 local patient, dept, cid, matched_ms = ticket[1], ticket[2], ticket[3], ticket[5]
 local waited = now - tonumber(ticket[4])
-queue_remove(P, dept, tid)
+queue_remove(P, dept, tid, ticket[6] or '')
 local ckey
 local ticket_fields = {'state', 'assigned'}
 if cid == false or cid == '' then

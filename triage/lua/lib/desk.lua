@@ -76,18 +76,26 @@ end
 -- A department's waiting tickets: the queue (by place) and two indexes kept in step with it,
 -- by join time (the longest wait is its head) and the red-flagged ones, so a department's load
 -- is read in O(log n) (triage/summary.py). Every change to the queue goes through these two.
+local function is_flagged(red_flags_json)
+  return red_flags_json ~= nil and red_flags_json ~= false and red_flags_json ~= ''
+    and red_flags_json ~= '[]'
+end
+
 local function queue_add(P, dept, tid, place, join_ms, red_flags_json)
   redis.call('ZADD', dk(P, 'queue', dept), place, tid)
   redis.call('ZADD', dk(P, 'since', dept), join_ms, tid)
-  if red_flags_json ~= nil and red_flags_json ~= '' and red_flags_json ~= '[]' then
+  if is_flagged(red_flags_json) then
     redis.call('SADD', dk(P, 'flagged', dept), tid)
   end
 end
 
-local function queue_remove(P, dept, tid)
+-- `red_flags_json`, when the caller has read it, spares the SREM for the (many) unflagged.
+local function queue_remove(P, dept, tid, red_flags_json)
   redis.call('ZREM', dk(P, 'queue', dept), tid)
   redis.call('ZREM', dk(P, 'since', dept), tid)
-  redis.call('SREM', dk(P, 'flagged', dept), tid)
+  if red_flags_json == nil or is_flagged(red_flags_json) then
+    redis.call('SREM', dk(P, 'flagged', dept), tid)
+  end
 end
 
 -- Put a doctor in or out of each department's available set, from their stored state.
@@ -214,7 +222,7 @@ end
 local function bind_ticket(P, tid, did, state, new_cid, now, deadline)
   local tkey = dk(P, 'ticket', tid)
   local ticket = hgetall(tkey)
-  queue_remove(P, ticket.dept, tid)
+  queue_remove(P, ticket.dept, tid, ticket.red_flags or '')
   local cid = ticket.consultation
   local ckey
   if cid == nil or cid == '' then
@@ -363,7 +371,7 @@ local function abandon(P, ticket_id, now, reason, retention_s)
     return fail('not_waiting', ticket.state or 'unknown')
   end
   local waited = now - tonumber(ticket.join_ms)
-  queue_remove(P, ticket.dept, ticket_id)
+  queue_remove(P, ticket.dept, ticket_id, ticket.red_flags or '')
   redis.call('HSET', tkey, 'state', 'abandoned', 'abandoned_ms', now, 'waited_ms', waited,
     'abandon_reason', reason)
   redis.call('EXPIRE', tkey, retention_s)
