@@ -73,6 +73,17 @@ class Thread:
     def last_seq(self) -> int:
         return max(self.messages, default=0)
 
+    @property
+    def unbroken_seq(self) -> int:
+        """The last seq held with every message before it (from the first held): where a
+        resume must start so that a gap is filled, not hidden."""
+        if not self.messages:
+            return 0
+        seq = min(self.messages)
+        while seq + 1 in self.messages:
+            seq += 1
+        return seq if min(self.messages) == 1 else 0
+
     def in_order(self) -> list[f.MessageEntry]:
         return [self.messages[seq] for seq in sorted(self.messages)]
 
@@ -108,6 +119,7 @@ class ChatClient:
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]
         self._closing = False  # close() was called: no resume
+        self._background: set[asyncio.Task[None]] = set()
         self._resuming: asyncio.Task[None] | None = None
 
     # -- connection ---------------------------------------------------------------------------
@@ -134,7 +146,7 @@ class ChatClient:
     def resume_points(self) -> list[f.ResumePoint]:
         """Where this client stands in each consultation it holds."""
         return [
-            f.ResumePoint(consultation=cid, epoch=thread.epoch, seq=thread.last_seq)
+            f.ResumePoint(consultation=cid, epoch=thread.epoch, seq=thread.unbroken_seq)
             for cid, thread in self.threads.items()
             if thread.epoch
         ][: f.MAX_RESUME_POINTS]
@@ -282,9 +294,9 @@ class ChatClient:
             # The server sends again every message it still holds, from the first.
             self.threads[frame.consultation] = Thread(epoch=frame.epoch)
         elif isinstance(frame, f.Assigned):
-            self._hold(frame.consultation, frame.epoch)
+            self._hold(frame.consultation, frame.epoch, frame.last_seq)
         elif isinstance(frame, f.Opened | f.Offered):
-            self._hold(frame.consultation.id, frame.consultation.epoch)
+            self._hold(frame.consultation.id, frame.consultation.epoch, frame.consultation.last_seq)
         ref = getattr(frame, "ref", None)
         future = self._pending.get(ref) if ref is not None else None
         if future is not None and not future.done():
@@ -294,10 +306,21 @@ class ChatClient:
         async with self._arrived:
             self._arrived.notify_all()
 
-    def _hold(self, consultation: str, epoch: str) -> None:
+    def _hold(self, consultation: str, epoch: str, last_seq: int) -> None:
+        """A consultation this client takes part in. Messages up to `last_seq` were stored
+        before it was told (live ones follow): fetch those it lacks, in the background."""
         thread = self.threads.setdefault(consultation, Thread())
-        if not thread.epoch:
+        new = not thread.epoch  # one already held was resumed: the server sends what follows
+        if new:
             thread.epoch = epoch
+        if new and epoch and last_seq > thread.unbroken_seq:
+            task = asyncio.get_running_loop().create_task(self._catch_up_quietly(consultation))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _catch_up_quietly(self, consultation: str) -> None:
+        with contextlib.suppress(ChatError, ConnectionError, TimeoutError):
+            await self.catch_up(consultation, self.threads[consultation].unbroken_seq)
 
     async def next(
         self,

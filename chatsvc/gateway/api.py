@@ -8,6 +8,7 @@ access matrix and audit as the WebSocket commands. Errors are JSON: {"error": {c
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 
@@ -77,17 +78,16 @@ def _bearer(request: web.Request) -> Claims:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise web.HTTPUnauthorized(
-            text='{"error": {"code": "auth_failed", "message": "send Authorization: Bearer"}}',
-            content_type="application/json",
-        )
+        raise _unauthorized("send Authorization: Bearer <token>")
     try:
         return tokens.verify(request.app[SETTINGS].token_secret, token.strip(), time.time())
     except tokens.TokenError as error:
-        raise web.HTTPUnauthorized(
-            text=f'{{"error": {{"code": "auth_failed", "message": "{error}"}}}}',
-            content_type="application/json",
-        ) from None
+        raise _unauthorized(str(error)) from None
+
+
+def _unauthorized(message: str) -> web.HTTPUnauthorized:
+    body = {"error": {"code": ErrorCode.AUTH_FAILED.value, "message": message}}
+    return web.HTTPUnauthorized(text=json.dumps(body), content_type="application/json")
 
 
 async def transcript(request: web.Request) -> web.StreamResponse:

@@ -50,6 +50,9 @@ from triage.transcripts import (
 log = structlog.get_logger(__name__)
 
 _KNOWN_CODES = {code.value for code in ErrorCode}
+# Messages are taken while a doctor holds the consultation, or while it waits for the next
+# one after a transfer or requeue (the patient may write); never once it ended.
+WRITABLE_STATES = frozenset({"active", "queued"})
 # One `list_audit` looks at most at this many desk-wide entries before answering.
 AUDIT_SCAN_LIMIT = 5000
 
@@ -131,9 +134,13 @@ class Commands:
             record = await self._ctx.link.engine.consultation(consultation)
         except UnknownConsultation:
             raise ProtocolError(ErrorCode.FORBIDDEN, "not a consultation of yours", ref) from None
+        last = record.history[-1] if record.history else None
         facts = ConsultationFacts(
             patient_id=record.patient_id,
-            doctor_id=record.doctor_id,
+            # An ended consultation's doctor who was only offered it never held it.
+            doctor_id=""
+            if record.state.value == "ended" and last is not None and last.offered_only
+            else record.doctor_id,
             state=record.state.value,
             department=record.department,
             # A doctor who was only offered it (and never accepted) never held the
@@ -151,6 +158,8 @@ class Commands:
                 relation = Relation.TREATING_DOCTOR
         if not decide(claims.role, relation, action):
             raise ProtocolError(ErrorCode.FORBIDDEN, "not a consultation of yours", ref)
+        if action is Action.WRITE and record.state.value not in WRITABLE_STATES:
+            raise ProtocolError(ErrorCode.CLOSED, "this consultation takes no more messages", ref)
         if is_audited(relation, action):
             await audit.record(
                 self._ctx.link.client,
@@ -170,7 +179,11 @@ class Commands:
                 record = await self._ctx.link.engine.consultation(consultation)
             except UnknownConsultation:
                 continue
-            if record.patient_id == patient and record.doctor_id == doctor:
+            if (
+                record.patient_id == patient
+                and record.doctor_id == doctor
+                and record.state.value == "active"  # an offer is not treating anyone yet
+            ):
                 return True
         return False
 

@@ -13,6 +13,7 @@ missed (the stream keeps an hour of events).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -23,9 +24,10 @@ from chatsvc.gateway.context import GatewayContext
 from chatsvc.protocol import frames as f
 from chatsvc.tokens import Role
 from triage import events, views
-from triage.errors import Refused
+from triage.errors import TriageError
 from triage.events import Event
 from triage.records import red_flags_from
+from triage.transcripts import TranscriptNotOpen
 
 log = structlog.get_logger(__name__)
 
@@ -100,9 +102,11 @@ class DeskFeed:
             return
         try:
             await handler(event)
-        except (RedisError, OSError, Refused) as error:
+        except (RedisError, OSError, TriageError) as error:
             # The user's next reconnect or fetch repairs what this notification would have said.
             log.warning("desk_event_failed", event=event.type, error=str(error)[:200])
+        except Exception:  # a bug: skip this event, never stop following the desk
+            log.exception("desk_event_crashed", event=event.type)
 
     async def _assigned(self, event: Event) -> None:
         consultation = event.data["consultation"]
@@ -162,6 +166,10 @@ class DeskFeed:
     async def _ended(self, event: Event) -> None:
         consultation = event.data["consultation"]
         ctx = self._ctx
+        # However it ended (a command, a grace or presence timer), its transcript takes no
+        # more messages. Every gateway closes it; closing is idempotent.
+        with contextlib.suppress(TranscriptNotOpen):
+            await ctx.link.transcripts.close(consultation, ctx.link.engine.rules.retention_s)
         followers = ctx.hub.followers(consultation)
         users = {event.data["patient"], event.data.get("doctor", "")}
         conns = {conn for user in users if user for conn in ctx.hub.conns_of(user)} | followers

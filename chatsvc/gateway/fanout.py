@@ -239,7 +239,13 @@ class Fanout:
                 await self._pubsub.subscribe(keys.transcript_channel(consultation))
 
     async def _unsubscribe(self, consultation: str) -> None:
+        if self._hub.followers(consultation):
+            return  # someone here started following it again meanwhile
         self._subscribed.discard(consultation)
+        lock = self._locks.get(consultation)
+        if lock is None or not lock.locked():  # a running pump tidies up after itself
+            self._locks.pop(consultation, None)
+            self._delivered.pop(consultation, None)
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.unsubscribe(keys.transcript_channel(consultation))

@@ -25,7 +25,7 @@ from chatsvc.gateway.cancellation import stop_if_cancelled
 from chatsvc.gateway.hub import Conn, Hub
 from chatsvc.gateway.redis_link import RedisLink
 from chatsvc.tokens import Role
-from triage.errors import Refused
+from triage.errors import Refused, TriageError
 from triage.presence import Presence as PresenceBook
 
 log = structlog.get_logger(__name__)
@@ -36,6 +36,9 @@ LEASE_TTL_S = 10.0
 RENEWALS_PER_LEASE = 3
 # Doctors' presence renewals per presence ttl.
 RENEWALS_PER_TTL = 3
+# The gateway restates all its connections this often even without an outage: a count that a
+# client-side retry of a lost reply applied twice is repaired within this time.
+RESTATE_EVERY_S = 30.0
 
 
 class GatewayPresence:
@@ -46,19 +49,25 @@ class GatewayPresence:
         self._max = max_connections_per_user
         self._book = PresenceBook(link.client, link.scripts, link.rules)
         self._generation = 0
+        # Counting a connection and restating all of them must not interleave: a restate
+        # built before a +1 and written after it would wipe it out.
+        self._lock = asyncio.Lock()
+        self._last_restate = 0.0
 
     async def connect(self, conn: Conn) -> None:
         """Count the connection. Raises TooManyConnections over the user's limit."""
-        await self._ensure_asserted()
-        await self._book.connect(self.gateway_id, conn.user_id, conn.role.value, self._max)
-        conn.counted = True
+        async with self._lock:
+            await self._ensure_asserted()
+            await self._book.connect(self.gateway_id, conn.user_id, conn.role.value, self._max)
+            conn.counted = True
 
     async def disconnect(self, conn: Conn) -> None:
-        if not conn.counted:
-            return
-        conn.counted = False
-        with contextlib.suppress(RedisError, OSError, Refused):
-            await self._book.disconnect(self.gateway_id, conn.user_id, conn.role.value)
+        async with self._lock:
+            if not conn.counted:
+                return
+            conn.counted = False
+            with contextlib.suppress(RedisError, OSError, Refused):
+                await self._book.disconnect(self.gateway_id, conn.user_id, conn.role.value)
 
     async def run(self) -> None:
         lease_every = LEASE_TTL_S / RENEWALS_PER_LEASE
@@ -69,7 +78,10 @@ class GatewayPresence:
             stop_if_cancelled()
             await self._link.wait_ready()
             try:
-                await self._ensure_asserted()
+                async with self._lock:
+                    if loop.time() - self._last_restate >= RESTATE_EVERY_S:
+                        self._generation = -1  # restate: repairs any count a retry doubled
+                    await self._ensure_asserted()
                 await self._book.lease(self.gateway_id, LEASE_TTL_S)
                 reaped = await self._book.reap()
                 if reaped:
@@ -77,9 +89,11 @@ class GatewayPresence:
                 if loop.time() - last_heartbeat >= heartbeat_every:
                     last_heartbeat = loop.time()
                     await self.renew_doctors()
-            except (RedisError, OSError) as error:
+            except (RedisError, OSError, TriageError) as error:
                 stop_if_cancelled()
                 log.warning("presence_renewal_failed", error=str(error)[:200])
+            except Exception:  # a bug: log it, keep the lease alive
+                log.exception("presence_renewal_crashed")
             stop_if_cancelled()  # a Redis call may have swallowed a cancellation
             await asyncio.sleep(min(lease_every, heartbeat_every))
 
@@ -89,8 +103,8 @@ class GatewayPresence:
         if self._generation == self._link.generation:
             return
         # The first connection is a start, not a recovery: nothing was missed, hold nothing.
+        # (The Redis link itself holds timers when it comes back; this is belt and braces.)
         recovering = self._generation > 0
-        self._generation = self._link.generation
         await self._book.lease(
             self.gateway_id, LEASE_TTL_S, hold_s=LEASE_TTL_S if recovering else 0
         )
@@ -99,6 +113,9 @@ class GatewayPresence:
         )
         await self._book.reassert(self.gateway_id, dict(held))
         await self.renew_doctors()
+        # Only now: if any step failed, the next call tries the whole restatement again.
+        self._generation = self._link.generation
+        self._last_restate = asyncio.get_running_loop().time()
         log.info("presence_asserted", gateway=self.gateway_id, users=len(held))
 
     async def renew_doctors(self) -> None:

@@ -94,10 +94,13 @@ class QueueWatch:
 
     async def tell_position(self, conn: Conn) -> None:
         """Send a waiting patient their position if it changed since they were last told."""
+        ticket = conn.ticket
         try:
-            quote = await self._ctx.link.engine.position(conn.ticket)
+            quote = await self._ctx.link.engine.position(ticket)
         except Refused:
             return
+        if conn.ticket != ticket:
+            return  # assigned (or left) while this was read: the position is stale
         if quote.state != "waiting":
             return
         told = (quote.estimate.position, quote.estimate.eta_s, quote.surge)

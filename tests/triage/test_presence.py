@@ -229,3 +229,18 @@ async def test_a_hold_alone_names_no_gateway(
     clock.advance(3)
     assert len(await engine.fire_timers()) == 1
     assert (await engine.ticket(ticket)).state is TicketState.ABANDONED
+
+
+async def test_a_doctor_away_in_the_grace_is_offered_no_new_patient(
+    presence: Presence, engine: Engine, on_duty: OnDuty, join: Join, redis: Redis
+) -> None:
+    await on_duty("d1", ("psych",), capacity=3)
+    await presence.connect("A", "d1", "doctor")
+    await presence.disconnect("A", "d1", "doctor")
+    assert await redis.zrange(keys.available("psych"), 0, -1) == []
+    await join("p1", "psych")
+    assert await engine.waiting("psych") != ()  # nobody reachable: the patient waits
+    await presence.connect("B", "d1", "doctor")
+    assert await redis.zrange(keys.available("psych"), 0, -1) == ["d1"]
+    await engine.assign("psych")
+    assert await engine.waiting("psych") == ()  # offered once the doctor is back

@@ -4,10 +4,11 @@
 -- a patient's absence timers that a reap may have started are cancelled. ARGV after the
 -- gateway: role, user, count, role, user, count, ... Returns {'ok', users}.
 local meta_key = KEYS[1]
-local now_override = ARGV[1] -- unused: reasserting records no time
+local now_override = ARGV[1]
 local gateway = ARGV[2]
 
 local P = desk_prefix(meta_key)
+local now = now_ms(now_override)
 local ukey = dk(P, 'gateway', gateway, 'users')
 for _, member in ipairs(redis.call('SMEMBERS', ukey)) do
   local sep = string.find(member, '|', 1, true)
@@ -22,6 +23,9 @@ for i = 3, #ARGV, 3 do
     redis.call('SADD', ukey, role .. '|' .. user)
     if role == 'patient' then
       cancel_patient_absence(P, user)
+    elseif role == 'doctor' and redis.call('EXISTS', dk(P, 'doctor', user)) == 1 then
+      redis.call('HSET', dk(P, 'doctor', user), 'connected', 1)
+      refresh_doctor(P, user, now)
     end
     users = users + 1
   end

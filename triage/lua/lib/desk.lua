@@ -105,8 +105,10 @@ local function refresh_doctor(P, did, now)
   local capacity = tonumber(doc.capacity or '0')
   local alive = tonumber(doc.alive_until or '0') > now
   local on_duty = doc.status == 'available' or doc.status == 'away'
+  -- A doctor whose last connection is gone (presence.lua) is offered no one meanwhile.
+  local reachable = doc.connected ~= '0'
   for _, dept in ipairs(split(doc.departments)) do
-    if doc.status == 'available' and alive and active < capacity then
+    if doc.status == 'available' and alive and reachable and active < capacity then
       local score = available_score(active, tonumber(doc.last_assigned or '0'))
       redis.call('ZADD', dk(P, 'available', dept), score, did)
     else

@@ -36,7 +36,8 @@ local function user_gone(P, user, role, now, doctor_grace_ms, patient_grace_ms)
     local doc = redis.call('HMGET', dkey, 'status', 'alive_until')
     if doc[1] and doc[1] ~= 'offline' then
       local until_ms = math.min(tonumber(doc[2] or '0'), now + doctor_grace_ms)
-      redis.call('HSET', dkey, 'alive_until', until_ms)
+      redis.call('HSET', dkey, 'alive_until', until_ms, 'connected', 0)
+      refresh_doctor(P, user, now) -- out of the available sets: no new patients meanwhile
       redis.call('ZADD', dk(P, 'timers'), until_ms, 'presence|' .. user)
       emit(P, 'doctor_away', {doctor = user, until_ms = until_ms})
     end
@@ -86,6 +87,10 @@ end
 local function user_back(P, user, role, now)
   if role == 'doctor' then
     local status = redis.call('HGET', dk(P, 'doctor', user), 'status')
+    if status then
+      redis.call('HSET', dk(P, 'doctor', user), 'connected', 1)
+      refresh_doctor(P, user, now)
+    end
     if status and status ~= 'offline' then
       emit(P, 'doctor_back', {doctor = user})
     end
