@@ -135,7 +135,11 @@ class Fanout:
 
     async def _pump_page(self, consultation: str) -> bool:
         """One read and its delivery; True if there may be more to read at once."""
-        followers = self._hub.followers(consultation)
+        # A connection without room in its outbox waits (its writer kicks the pump again once
+        # it drained); the others are served meanwhile, from the lowest of their positions.
+        followers = frozenset(
+            c for c in self._hub.followers(consultation) if self._ready(c, consultation)
+        )
         if not followers:
             return False
         lowest = min(conn.follows[consultation].seq for conn in followers)
@@ -157,6 +161,11 @@ class Fanout:
                 continue
             for entry in page.entries:
                 if entry.seq == follow.seq + 1:
+                    if not conn.has_room_for_messages():
+                        # Paced, not dropped: its writer pumps again once it has drained.
+                        conn.on_room = self.kick
+                        conn.waiting_room.add(consultation)
+                        break
                     if not conn.send(message_frame(consultation, page.epoch, entry)):
                         break
                     follow.seq = entry.seq
@@ -164,6 +173,13 @@ class Fanout:
             self._delivered[consultation] = Position(page.epoch, page.entries[-1].seq)
         more = bool(page.entries) and page.entries[-1].seq < page.last_seq
         return again or more
+
+    def _ready(self, conn: Conn, consultation: str) -> bool:
+        if conn.has_room_for_messages():
+            return True
+        conn.on_room = self.kick
+        conn.waiting_room.add(consultation)
+        return False
 
     async def _reset_stale(self, consultation: str, conns: frozenset[Conn]) -> bool:
         """Tell each connection whose position cannot be served (another epoch, trimmed, past

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -30,6 +30,11 @@ log = structlog.get_logger(__name__)
 OUTBOX_FRAMES = 1000
 # How long the writer waits on one send before counting the peer as gone.
 SEND_TIMEOUT_S = 10.0
+# Messages fill the outbox only up to this many frames short of its bound: the rest is kept
+# for replies (acks, errors), so a reader catching up on a backlog is paced, not closed.
+REPLY_ROOM = 100
+# A connection left behind for want of room is pumped again once its outbox is this empty.
+REFILL_AT = OUTBOX_FRAMES // 2
 
 
 @dataclass
@@ -53,6 +58,9 @@ class Conn:
     last_queued: tuple[int, int | None, bool] | None = None  # what the patient was last told
     closing: bool = False
     counted: bool = False  # its presence is recorded in Redis (so it is restated and removed)
+    # Consultations whose messages wait for room in the outbox, and who to tell when there is.
+    waiting_room: set[str] = field(default_factory=set)
+    on_room: Callable[[str], None] | None = None
     outbox: asyncio.Queue[bytes | str | None] = field(
         default_factory=lambda: asyncio.Queue(OUTBOX_FRAMES)
     )
@@ -64,6 +72,9 @@ class Conn:
     @property
     def role(self) -> Role:
         return self.claims.role
+
+    def has_room_for_messages(self) -> bool:
+        return self.outbox.qsize() < OUTBOX_FRAMES - REPLY_ROOM
 
     def send(self, frame: Outbound) -> bool:
         """Queue a frame; False (and the connection is being closed) when the outbox is full."""
@@ -86,6 +97,10 @@ class Conn:
         while (payload := await self.outbox.get()) is not None:
             if self.ws.closed:
                 return
+            if self.waiting_room and self.outbox.qsize() <= REFILL_AT and self.on_room:
+                waiting, self.waiting_room = self.waiting_room, set()
+                for consultation in waiting:
+                    self.on_room(consultation)
             try:
                 if isinstance(payload, str):
                     await asyncio.wait_for(self.ws.send_str(payload), SEND_TIMEOUT_S)
