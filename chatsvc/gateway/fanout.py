@@ -45,6 +45,8 @@ PUMP_PAGE = 500
 LISTEN_TIMEOUT_S = 1.0
 # After a Redis error the listener waits this long before subscribing again.
 RETRY_S = 0.5
+# A pump that failed (Redis busy or away) tries again after this long.
+PUMP_RETRY_S = 0.2
 # Every followed consultation's position is checked this often: the bound on how late a
 # message whose notification was lost (the last of a burst, or one published before the
 # subscription existed) reaches its readers.
@@ -120,6 +122,10 @@ class Fanout:
             await self._pump(consultation)
         except (RedisError, OSError) as error:
             log.warning("pump_failed", consultation=consultation, error=str(error)[:200])
+            # Try again soon rather than wait for the position check.
+            await asyncio.sleep(PUMP_RETRY_S)
+            if self._hub.followers(consultation):
+                self.kick(consultation)
 
     async def _pump(self, consultation: str) -> None:
         lock = self._locks.setdefault(consultation, asyncio.Lock())
@@ -143,7 +149,7 @@ class Fanout:
         if not followers:
             return False
         lowest = min(conn.follows[consultation].seq for conn in followers)
-        transcripts = self._link.transcripts
+        transcripts = self._link.delivery_transcripts
         try:
             page = await transcripts.read(consultation, lowest, PUMP_PAGE)
         except TranscriptNotFound:
@@ -184,7 +190,7 @@ class Fanout:
     async def _reset_stale(self, consultation: str, conns: frozenset[Conn]) -> bool:
         """Tell each connection whose position cannot be served (another epoch, trimmed, past
         the end) so, with a `reset`, and deliver again from the first message still held."""
-        span = await self._link.transcripts.span(consultation)
+        span = await self._link.delivery_transcripts.span(consultation)
         if span is None:
             return False
         reset = False
@@ -220,7 +226,8 @@ class Fanout:
         subscription started. Returns how many were behind."""
         followed = list(self._hub.followed())
         behind = 0
-        for consultation, position in (await self._link.transcripts.positions(followed)).items():
+        positions = await self._link.delivery_transcripts.positions(followed)
+        for consultation, position in positions.items():
             followers = self._hub.followers(consultation)
             if any(
                 conn.follows[consultation].epoch != position.epoch

@@ -37,6 +37,8 @@ BACKOFF_BASE_S = 0.5
 WATCH_INTERVAL_S = 2.0
 # A ping slower than this counts as unreachable for readiness.
 READY_PING_TIMEOUT_S = 1.0
+# Connections for delivery reads (the fanout's pumps and position checks).
+DELIVERY_CONNECTIONS = 16
 # After an outage, timers and reaping wait this long for every gateway to restate presence:
 # a lease period (chatsvc.gateway.presence.LEASE_TTL_S), in which each renews at least twice.
 RECOVERY_HOLD_S = 10.0
@@ -93,6 +95,14 @@ class RedisLink:
         self.scripts = Scripts(self.client)
         self.engine = Engine(self.client, self.scripts, rules)
         self.transcripts = Transcripts(self.client, self.scripts, max_body_chars=max_message_chars)
+        # Delivery reads on a pool of their own: at surge, commands queueing for the main pool
+        # must not hold back the reads that deliver what those commands stored.
+        self.delivery_client: Redis = connect(
+            url, max_connections=DELIVERY_CONNECTIONS, connect_timeout_s=connect_timeout_s
+        )
+        self.delivery_transcripts = Transcripts(
+            self.delivery_client, self.scripts, max_body_chars=max_message_chars
+        )
         self.state = LinkState.CONNECTING
         self.detail = ""
         self.server: ServerInfo | None = None
@@ -179,6 +189,7 @@ class RedisLink:
     async def close(self) -> None:
         self.state = LinkState.CLOSED
         await self.client.aclose()
+        await self.delivery_client.aclose()
 
 
 class _EvictingServer(TriageError):
