@@ -411,21 +411,22 @@ class Commands:
             raise ProtocolError(
                 ErrorCode.MESSAGE_TOO_LONG, f"messages are limited to {limit} characters", frame.id
             )
-        record, _ = await self.authorize(conn.claims, frame.consultation, Action.WRITE, frame.id)
+        cid = await self.authorize_write(conn, frame.consultation, frame.id)
         transcripts = self._ctx.link.transcripts
         try:
             stored = await transcripts.append(
-                record.id, conn.user_id, frame.client_msg_id, "text", frame.text
+                cid, conn.user_id, frame.client_msg_id, "text", frame.text
             )
         except TranscriptNotOpen:
             # The gateway that made the match died before opening it: open it now.
+            record = await self._ctx.link.engine.consultation(cid)
             await self._ctx.ensure_transcript(record.id, record.patient_id, record.doctor_id)
             stored = await transcripts.append(
-                record.id, conn.user_id, frame.client_msg_id, "text", frame.text
+                cid, conn.user_id, frame.client_msg_id, "text", frame.text
             )
         conn.send(
             f.Ack(
-                consultation=record.id,
+                consultation=cid,
                 client_msg_id=frame.client_msg_id,
                 epoch=stored.epoch,
                 seq=stored.seq,
@@ -436,12 +437,23 @@ class Commands:
         )
 
     async def _typing(self, conn: Conn, frame: f.TypingSignal) -> None:
-        await self.authorize(conn.claims, frame.consultation, Action.WRITE, frame.id)
-        await self._ctx.link.transcripts.signal_typing(frame.consultation, conn.role.value)
+        cid = await self.authorize_write(conn, frame.consultation, frame.id)
+        await self._ctx.link.transcripts.signal_typing(cid, conn.role.value)
 
     async def _mark_read(self, conn: Conn, frame: f.MarkRead) -> None:
-        record, _ = await self.authorize(conn.claims, frame.consultation, Action.WRITE, frame.id)
-        await self._ctx.link.transcripts.mark_read(record.id, conn.user_id, frame.seq)
+        cid = await self.authorize_write(conn, frame.consultation, frame.id)
+        await self._ctx.link.transcripts.mark_read(cid, conn.user_id, frame.seq)
+
+    async def authorize_write(self, conn: Conn, consultation: str, ref: str | None) -> str:
+        """WRITE, checked once per followed consultation: while the connection follows it,
+        nothing that would revoke the right (transfer, requeue, end) has reached it, and the
+        transcript itself refuses writes once closed and from anyone not a participant."""
+        if consultation in conn.writable and consultation in conn.follows:
+            return consultation
+        record, _ = await self.authorize(conn.claims, consultation, Action.WRITE, ref)
+        if consultation in conn.follows:
+            conn.writable.add(consultation)
+        return record.id
 
     async def _fetch(self, conn: Conn, frame: f.Fetch) -> None:
         record, _ = await self.authorize(

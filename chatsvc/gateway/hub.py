@@ -58,6 +58,9 @@ class Conn:
     last_queued: tuple[int, int | None, bool] | None = None  # what the patient was last told
     closing: bool = False
     counted: bool = False  # its presence is recorded in Redis (so it is restated and removed)
+    # Consultations this connection follows and was allowed to write into: later writes skip the
+    # access check's read (dropped when it stops following: transfer, requeue, end).
+    writable: set[str] = field(default_factory=set)
     # Consultations whose messages wait for room in the outbox, and who to tell when there is.
     waiting_room: set[str] = field(default_factory=set)
     on_room: Callable[[str], None] | None = None
@@ -146,6 +149,7 @@ class Hub:
                     del self._followers[consultation]
                     orphaned.append(consultation)
         conn.follows.clear()
+        conn.writable.clear()
         return orphaned
 
     def conns_of(self, user_id: str) -> frozenset[Conn]:
@@ -169,6 +173,7 @@ class Hub:
     def unfollow(self, conn: Conn, consultation: str) -> bool:
         """Stop; True when nobody here follows the consultation any more."""
         conn.follows.pop(consultation, None)
+        conn.writable.discard(consultation)
         followers = self._followers.get(consultation)
         if followers is None:
             return False
