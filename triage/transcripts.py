@@ -9,9 +9,10 @@ The position model (after centrifuge's epoch + offset): every message gets seq 1
 no gap, so a reader can tell it missed something; the epoch changes whenever the numbering can no
 longer be trusted (the meta hash or the stream was lost and re-created), and a reader holding an
 old epoch or a position no longer held is told so by an exception, never served a silent gap.
-Pub/sub carries only hints, parsed by `parse_notice`: "<epoch>:<seq>" for a new message (the
-stream is the truth), "t:<role>" for typing (ephemeral, never stored) and "r:<role>:<seq>"
-for a read mark (stored in the meta as `r:<user>`).
+Pub/sub carries only hints, parsed by `parse_notice`: "<epoch>:<seq>:<entry JSON>" for a new
+message (the entry spares a reader already at seq - 1 a read; the stream is the truth),
+"t:<role>" for typing (ephemeral, never stored) and "r:<role>:<seq>" for a read mark (stored in
+the meta as `r:<user>`).
 
 It must never log or raise with message bodies in the text: ids and lengths only.
 
@@ -215,10 +216,12 @@ class ReadResult:
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A hint: the transcript reached `seq` in `epoch`. Read the stream for the entries."""
+    """A hint: the transcript reached `seq` in `epoch`, with that entry when the publisher sent
+    it (a reader at seq - 1 delivers it as is; any other reads the stream)."""
 
     epoch: str
     seq: int
+    entry: Entry | None = None
 
 
 @dataclass(frozen=True)
@@ -243,9 +246,29 @@ def parse_notice(payload: str) -> Notice | None:
     if head == "r":
         role, _, seq = rest.partition(":")
         return ReadMark(role=role, seq=int(seq)) if seq.isdigit() else None
-    if head and rest.isdigit():
-        return NewMessage(epoch=head, seq=int(rest))
+    seq, _, body = rest.partition(":")
+    if head and seq.isdigit():
+        return NewMessage(epoch=head, seq=int(seq), entry=_entry_of_notice(int(seq), body))
     return None
+
+
+def _entry_of_notice(seq: int, body: str) -> Entry | None:
+    if not body:
+        return None
+    try:
+        fields = json.loads(body)
+        return Entry(
+            seq=seq,
+            entry_id=f"{seq}-0",
+            sender=str(fields["sender"]),
+            role=str(fields["role"]),
+            kind=str(fields["kind"]),
+            body=str(fields["body"]),
+            client_msg_id=str(fields["cmid"]),
+            ts_ms=int(fields["ts"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None  # a hint all the same: the stream has the entry
 
 
 _SCRIPT_ERRORS: dict[str, Callable[[str], TranscriptError]] = {

@@ -212,6 +212,29 @@ class Fanout:
 
     # -- lost notifications ---------------------------------------------------------------------
 
+    def deliver_notice(self, consultation: str, notice: NewMessage) -> bool:
+        """The common case without a read: every follower here is ready and exactly at the
+        entry's seq - 1 in its epoch, so the entry the hint carries is the next for all. No
+        await in here, so no pump interleaves; a pump running meanwhile finds the cursors moved
+        and skips what was given. False (nothing sent) when any follower is elsewhere."""
+        entry = notice.entry
+        assert entry is not None
+        followers = self._hub.followers(consultation)
+        if not followers or any(
+            (f_ := conn.follows.get(consultation)) is None
+            or f_.epoch != notice.epoch
+            or f_.seq != notice.seq - 1
+            or not conn.has_room_for_messages()
+            for conn in followers
+        ):
+            return False
+        frame = message_frame(consultation, notice.epoch, entry)
+        for conn in followers:
+            if conn.send(frame):
+                conn.follows[consultation].seq = notice.seq
+        self._delivered[consultation] = Position(notice.epoch, notice.seq)
+        return True
+
     def notice(self, consultation: str, position: Position) -> None:
         """A hint: pump unless this gateway has delivered that far already."""
         delivered = self._delivered.get(consultation)
@@ -309,7 +332,8 @@ class Fanout:
             consultation = _consultation_of(channel)
             notice = parse_notice(data) if consultation else None
             if isinstance(notice, NewMessage):
-                self.notice(consultation, Position(notice.epoch, notice.seq))
+                if notice.entry is None or not self.deliver_notice(consultation, notice):
+                    self.notice(consultation, Position(notice.epoch, notice.seq))
             elif isinstance(notice, Typing):
                 self._pass_on(consultation, notice.role, f.TypingNotice)
             elif isinstance(notice, ReadMark):

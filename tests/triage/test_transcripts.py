@@ -27,6 +27,7 @@ from triage.transcripts import (
     TranscriptNotFound,
     TranscriptNotOpen,
     Transcripts,
+    parse_notice,
     transcript_keys,
 )
 
@@ -312,7 +313,9 @@ async def test_lost_stream_gives_a_new_epoch_and_stores_a_retry_again(
     assert [e.seq for e in (await transcripts.read(CID, after_seq=3)).entries] == [4]
 
 
-async def test_each_append_publishes_epoch_and_seq(transcripts: Transcripts, redis: Redis) -> None:
+async def test_each_append_publishes_its_position_and_entry(
+    transcripts: Transcripts, redis: Redis
+) -> None:
     opened = await transcripts.open(CID, PARTICIPANTS)
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.transcript_channel(CID))
@@ -322,8 +325,10 @@ async def test_each_append_publishes_epoch_and_seq(transcripts: Transcripts, red
         await send(transcripts, 2)
         await transcripts.append(CID, PATIENT, "m2", "text", "retry")  # duplicate: no notice
         await transcripts.append(CID, DOCTOR, "d1", "text", "third")
-        received = [await _next_message(pubsub) for _ in range(3)]
-        assert received == [f"{opened.epoch}:1", f"{opened.epoch}:2", f"{opened.epoch}:3"]
+        received = [parse_notice(await _next_message(pubsub)) for _ in range(3)]
+        assert [(n.epoch, n.seq) for n in received] == [(opened.epoch, s) for s in (1, 2, 3)]  # type: ignore[union-attr]
+        stored = (await transcripts.read(CID)).entries
+        assert [n.entry for n in received] == list(stored)  # type: ignore[union-attr]
     finally:
         await pubsub.aclose()
 
@@ -464,3 +469,11 @@ def test_transcript_scripts_exist_and_their_keys_share_one_slot() -> None:
         slots = {key_slot(key.encode()) for key in transcript_keys(cid)}
         slots.add(key_slot(keys.transcript_channel(cid).encode()))
         assert len(slots) == 1, cid
+
+
+def test_a_notice_without_or_with_a_broken_entry_is_still_a_hint() -> None:
+    bare = parse_notice("123:7")
+    broken = parse_notice('123:8:{"sender": "p1"')
+    assert (bare.epoch, bare.seq, bare.entry) == ("123", 7, None)  # type: ignore[union-attr]
+    assert (broken.seq, broken.entry) == (8, None)  # type: ignore[union-attr]
+    assert parse_notice("t:doctor") is not None and parse_notice("nonsense") is None

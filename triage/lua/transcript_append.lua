@@ -7,7 +7,8 @@
 -- after close (a retried send whose reply was lost must learn it was stored). Otherwise refuses
 -- with {'err', 'closed'} when the transcript is closed, else XADDs entry `<seq>-0` (seq = the
 -- meta's seq + 1, so 1, 2, 3, ... with no gap) with fields sender, role, kind, body, cmid, ts,
--- records the dedup field and PUBLISHes "<epoch>:<seq>" on the channel (a hint only: the stream
+-- records the dedup field and PUBLISHes "<epoch>:<seq>:<entry as JSON>" on the channel (a hint
+-- that carries the entry for readers already at seq - 1; the stream
 -- is the truth). Before all this, when an open transcript's meta survives but its stream was lost
 -- (seq > 0, no stream), starts a new epoch and drops the dedup map, as transcript_open does, so
 -- a retry of a lost message is stored again.
@@ -71,6 +72,8 @@ redis.call('XADD', stream_key, entry_id, 'sender', sender, 'role', role, 'kind',
   'body', body, 'cmid', client_msg_id, 'ts', ts)
 redis.call('HSET', meta_key, 'seq', next_seq)
 redis.call('HSET', dedup_key, dedup_field, next_seq)
-redis.call('PUBLISH', channel, epoch .. ':' .. next_seq)
+-- The entry rides along, so a reader already at seq - 1 needs no read-back.
+redis.call('PUBLISH', channel, epoch .. ':' .. next_seq .. ':' .. cjson.encode({
+  sender = sender, role = role, kind = kind, body = body, cmid = client_msg_id, ts = ts}))
 
 return {'ok', entry_id, epoch, next_seq, ts, 0}
