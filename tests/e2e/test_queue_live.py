@@ -3,6 +3,9 @@ a second and coalesced; waiting patients are told when their place changes."""
 
 from __future__ import annotations
 
+import time
+
+from chatsvc.gateway.queue_watch import INTERVAL_S
 from chatsvc.protocol import frames as f
 from tests.e2e.conftest import Desk
 
@@ -31,11 +34,15 @@ async def test_a_busy_queue_costs_one_summary_a_second_not_one_per_patient(desk:
     doctor = await desk.doctor("d1")
     await doctor.next(f.QueueSummary)
     patients = [await desk.patient(f"p{i}") for i in range(12)]
+    started = time.monotonic()
     for i, patient in enumerate(patients):
         await patient.join("general", f"question {i}")
     await doctor.next(f.QueueSummary, lambda s: load(s, "general").waiting == 12)
-    summaries = [frame for frame in doctor.inbox if isinstance(frame, f.QueueSummary)]
-    assert len(summaries) <= 3  # twelve joins within a second or two, coalesced
+    elapsed = time.monotonic() - started
+    summaries = 1 + sum(isinstance(frame, f.QueueSummary) for frame in doctor.inbox)
+    # At most one round per coalescing interval (plus the rounds at either edge), however many
+    # joins came meanwhile; on a slow machine the joins take longer, and more rounds are fair.
+    assert summaries <= elapsed / INTERVAL_S + 2
 
 
 async def test_waiting_patients_are_told_when_someone_ahead_leaves(desk: Desk) -> None:
