@@ -39,8 +39,9 @@ T = TypeVar("T", bound=f.Frame)
 
 # How long a request waits for its reply before it counts as lost.
 REQUEST_TIMEOUT_S = 10.0
-# Attempts of one `send` (the first and the retries) before giving up.
-SEND_ATTEMPTS = 4
+# Attempts of one `send` (the first and the retries) before giving up: enough to ride out a
+# gateway restart (each attempt waits for the resume, up to REQUEST_TIMEOUT_S).
+SEND_ATTEMPTS = 6
 # A send refused for the frame rate waits about this long (with jitter) and tries again.
 RATE_LIMITED_WAIT_S = 0.1
 RATE_LIMITED_RETRIES = 50
@@ -119,6 +120,7 @@ class ChatClient:
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]
         self._closing = False  # close() was called: no resume
+        self._welcomed = False
         self._background: set[asyncio.Task[None]] = set()
         self._resuming: asyncio.Task[None] | None = None
 
@@ -134,12 +136,16 @@ class ChatClient:
             max_size=None,
         )
         self.close_code = None
+        self._welcomed = False
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(self._ws))
         hello = f.Hello(
             token=self.token, lang=self.lang, resume=self.resume_points(), id=self._next_id()
         )
         reply = await self.request(hello)
         assert isinstance(reply, f.Welcome)
+        self._welcomed = True
+        async with self._arrived:  # whoever waits for the connection: it is up
+            self._arrived.notify_all()
         self.welcome = reply
         return reply
 
@@ -173,8 +179,11 @@ class ChatClient:
         self._reader = None
 
     async def _resume(self) -> None:
-        """Reconnect with back-off, moving through the URLs, until it works or gives up."""
+        """Reconnect with back-off, moving through the URLs, until it works or gives up. With
+        several URLs it starts with the next one: the one that dropped it may be going away."""
         delay = RECONNECT_FIRST_S
+        if len(self.urls) > 1:
+            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
         for _attempt in range(RECONNECT_ATTEMPTS):
             try:
                 await self.connect()
@@ -204,9 +213,15 @@ class ChatClient:
         async with asyncio.timeout(timeout):
             async with self._arrived:
                 while not self.connected:
-                    if not self.resuming:
+                    if self._gone():
                         raise ConnectionError(f"closed ({self.close_code})")
                     await self._arrived.wait()
+
+    def _gone(self) -> bool:
+        """Closed for good: the reader has finished and no resume is under way. (A socket that
+        is just closing, or still saying hello, is not gone yet.)"""
+        reading = self._reader is not None and not self._reader.done()
+        return not reading and not self.resuming
 
     async def __aenter__(self) -> ChatClient:
         await self.connect()
@@ -217,7 +232,13 @@ class ChatClient:
 
     @property
     def connected(self) -> bool:
-        return self._ws is not None and self._reader is not None and not self._reader.done()
+        """The socket is up and welcomed (a socket still saying hello does not count)."""
+        return (
+            self._welcomed
+            and self._ws is not None
+            and self._reader is not None
+            and not self._reader.done()
+        )
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -340,7 +361,7 @@ class ChatClient:
         async with asyncio.timeout(timeout):
             async with self._arrived:
                 while (found := find()) is None:
-                    if not self.connected and not self.resuming:
+                    if self._gone():
                         raise ConnectionError(
                             f"closed ({self.close_code}) before a {kind.__name__}"
                         )
@@ -352,7 +373,7 @@ class ChatClient:
         async with asyncio.timeout(timeout):
             async with self._arrived:
                 while len(self.threads.get(consultation, Thread()).messages) < count:
-                    if not self.connected and not self.resuming:
+                    if self._gone():
                         raise ConnectionError("closed while waiting for messages")
                     await self._arrived.wait()
         return self.threads[consultation]
@@ -465,7 +486,11 @@ class ChatClient:
                 if error.code != ErrorCode.UNAVAILABLE.value:
                     raise
                 last_error = error
-            except (TimeoutError, ConnectionError, websockets.ConnectionClosed, OSError) as error:
+            except TimeoutError as error:  # no reply in time: retry on the same socket
+                last_error = error
+            except (ConnectionError, websockets.ConnectionClosed, OSError) as error:
+                # This socket failed: wait for the next one rather than retry on it at once.
+                self._welcomed = False
                 last_error = error
             else:
                 assert isinstance(reply, f.Ack)
