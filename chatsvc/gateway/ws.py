@@ -206,30 +206,22 @@ class Socket:
         try:
             await ctx.presence.connect(conn)
         except TooManyConnections:
-            conn.send(
-                f.Error(
-                    code=ErrorCode.TOO_MANY_CONNECTIONS,
-                    message="too many connections for this user; close another tab",
-                    ref=effect.ref,
-                )
+            await self._refuse(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                "too many connections for this user; close another tab",
+                CloseCode.TOO_MANY_CONNECTIONS,
+                effect.ref,
             )
-            await self._close(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
-            ctx.hub.remove(conn)
-            self.conn = None
             return
         except (RedisError, OSError) as error:
             # Uncounted, the user could count as gone while connected: try again later.
             log.warning("presence_failed", conn_id=conn.id, error=str(error)[:200])
-            conn.send(
-                f.Error(
-                    code=ErrorCode.UNAVAILABLE,
-                    message="the desk is unreachable; reconnect",
-                    ref=effect.ref,
-                )
+            await self._refuse(
+                ErrorCode.UNAVAILABLE,
+                "the desk is unreachable; reconnect",
+                CloseCode.TRY_AGAIN_LATER,
+                effect.ref,
             )
-            await self._close(CloseCode.TRY_AGAIN_LATER, "desk unreachable")
-            ctx.hub.remove(conn)
-            self.conn = None
             return
         conn.send(ctx.welcome(effect.claims, lang, effect.ref))
         try:
@@ -242,6 +234,16 @@ class Socket:
         except Exception:  # a bug: this user reconnects; everyone else goes on
             log.exception("restore_crashed", conn_id=conn.id)
             conn.send(f.Error(code=ErrorCode.INTERNAL, message="internal error; logged"))
+
+    async def _refuse(
+        self, code: ErrorCode, message: str, close: CloseCode, ref: str | None
+    ) -> None:
+        """An authenticated socket that cannot be served after all: say why, close, forget."""
+        assert self.conn is not None
+        self.conn.send(f.Error(code=code, message=message, ref=ref))
+        await self._close(close, message)
+        self._ctx.hub.remove(self.conn)
+        self.conn = None
 
     async def _restore(self, conn: Conn, resume: dict[str, f.ResumePoint]) -> None:
         """Tell a (re)connecting user where they stand: their wait, their consultations; follow
