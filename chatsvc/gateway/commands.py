@@ -13,6 +13,7 @@ frame whose reply it lost, with the same id, gets the first result, never a seco
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -153,9 +154,10 @@ class Commands:
         )
         relation = relation_of(claims.role, claims.user_id, claims.departments, facts)
         if relation is Relation.UNRELATED and claims.role is Role.DOCTOR:
-            treats = await self._treats_patient(claims.user_id, record.patient_id, record.id)
-            if treats:
-                relation = Relation.TREATING_DOCTOR
+            # Only then is the lookup worth its round trips; relation_of still decides.
+            if await self._treats_patient(claims.user_id, record.patient_id, record.id):
+                facts = dataclasses.replace(facts, asker_treats_patient=True)
+                relation = relation_of(claims.role, claims.user_id, claims.departments, facts)
         if not decide(claims.role, relation, action):
             raise ProtocolError(ErrorCode.FORBIDDEN, "not a consultation of yours", ref)
         if action is Action.WRITE and record.state.value not in WRITABLE_STATES:

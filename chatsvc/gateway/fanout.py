@@ -335,7 +335,14 @@ class Fanout:
                 if notice.entry is None or not self.deliver_notice(consultation, notice):
                     self.notice(consultation, Position(notice.epoch, notice.seq))
             elif isinstance(notice, Typing):
-                self._pass_on(consultation, notice.role, f.TypingNotice)
+                for conn in self._hub.followers(consultation):
+                    if conn.role.value != notice.role:
+                        conn.send(
+                            f.TypingNotice(
+                                consultation=consultation,
+                                role=notice.role,  # type: ignore[arg-type]
+                            )
+                        )
             elif isinstance(notice, ReadMark):
                 for conn in self._hub.followers(consultation):
                     if conn.role.value != notice.role:
@@ -346,11 +353,6 @@ class Fanout:
                                 seq=notice.seq,
                             )
                         )
-
-    def _pass_on(self, consultation: str, role: str, frame_type: type[f.TypingNotice]) -> None:
-        for conn in self._hub.followers(consultation):
-            if conn.role.value != role:
-                conn.send(frame_type(consultation=consultation, role=role))  # type: ignore[arg-type]
 
 
 def _consultation_of(channel: str) -> str:

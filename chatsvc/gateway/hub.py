@@ -155,9 +155,6 @@ class Hub:
     def conns_of(self, user_id: str) -> frozenset[Conn]:
         return frozenset(self._by_user.get(user_id, ()))
 
-    def users(self) -> Iterable[str]:
-        return self._by_user.keys()
-
     def all_conns(self) -> Iterable[Conn]:
         for conns in self._by_user.values():
             yield from conns
