@@ -37,7 +37,12 @@ def configure_logging(
             key_order=["timestamp", "level", "event"], drop_missing=True
         )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a line below the level costs one level check, not a timestamp.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -59,6 +64,8 @@ def configure_logging(
 
 
 log = structlog.get_logger("chatsvc.http")
+# Checked before a line is built: a dropped line then costs a level check.
+_level = logging.getLogger("chatsvc.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -70,7 +77,8 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     follows a request across systems; anything else is replaced by a fresh id.
 
     Logs the path without its query string: a query may carry a token or an id that is nobody's
-    business in a log.
+    business in a log. A WebSocket (status 101) is logged at debug: its `ws_closed` line, which
+    carries the same request id, says how it ended.
     """
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = (
@@ -90,10 +98,13 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
             error.headers[REQUEST_ID_HEADER] = request_id
             raise
         finally:
-            log.info(
-                "http_request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            level = logging.DEBUG if status == 101 else logging.INFO
+            if _level.isEnabledFor(level):
+                log.log(
+                    level,
+                    "http_request",
+                    method=request.method,
+                    path=request.path,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )

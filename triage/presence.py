@@ -18,14 +18,40 @@ re-assert presence before anyone counts as gone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from redis.asyncio import Redis
 
 from triage import keys
 from triage.engine import DeskRules, ManualClock
 from triage.errors import refusal
 from triage.scripts import Scripts
+from triage.views import OpenCase
 
 _DESK_KEYS = (keys.desk_meta(),)
+# Values per change in presence_update's reply.
+_STRIDE = 7
+
+
+@dataclass(frozen=True)
+class Change:
+    """A connection of `user` opened (delta 1) or closed (delta -1)."""
+
+    user: str
+    role: str
+    delta: int
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What one change did."""
+
+    live: int  # the user's live connections after it (before it, when refused)
+    changed: bool  # the user came back (first live connection) or went (last one)
+    refused: str = ""  # a refusal code ("too_many_connections"): nothing was counted
+    # A patient's counted opening: their open ticket and consultation, read with the count.
+    case: OpenCase | None = None
 
 
 class Presence:
@@ -65,21 +91,42 @@ class Presence:
         """Hold timers and reaping for `hold_s` (never shortening a hold already set)."""
         await self._run("presence_lease", "", 0, int(hold_s * 1000))
 
+    async def update(
+        self, gateway: str, changes: Sequence[Change], max_connections: int = 0
+    ) -> list[Counted]:
+        """Count connections opened and closed, in order, in one script run: each is judged
+        after the ones before it. An opening over `max_connections` live ones (0: no limit) is
+        refused in its `Counted`, the others still counted."""
+        if not changes:
+            return []
+        doctor_ms, patient_ms = self._graces
+        args: list[object] = [gateway, doctor_ms, patient_ms, max_connections]
+        for change in changes:
+            args += [change.user, change.role, change.delta]
+        reply = await self._run("presence_update", *args)
+        results = []
+        for change, at in zip(changes, range(1, len(reply), _STRIDE), strict=True):
+            code, live, changed, ticket, state, department, consultation = (
+                str(value) for value in reply[at : at + _STRIDE]
+            )
+            case = None
+            if code == "ok" and change.delta > 0 and change.role == "patient":
+                case = OpenCase(ticket, consultation, state, department)
+            refused = "" if code == "ok" else code
+            results.append(Counted(int(live), changed == "1", refused, case))
+        return results
+
     async def connect(self, gateway: str, user: str, role: str, max_connections: int = 0) -> int:
         """Count a connection; returns the user's live connections. Raises TooManyConnections."""
-        doctor_ms, patient_ms = self._graces
-        reply = await self._run(
-            "presence_update", gateway, user, role, 1, doctor_ms, patient_ms, max_connections
-        )
-        return int(str(reply[1]))
+        [counted] = await self.update(gateway, [Change(user, role, 1)], max_connections)
+        if counted.refused:
+            raise refusal(counted.refused, str(counted.live))
+        return counted.live
 
     async def disconnect(self, gateway: str, user: str, role: str) -> int:
         """Count a closed connection; returns the user's live connections left."""
-        doctor_ms, patient_ms = self._graces
-        reply = await self._run(
-            "presence_update", gateway, user, role, -1, doctor_ms, patient_ms, 0
-        )
-        return int(str(reply[1]))
+        [counted] = await self.update(gateway, [Change(user, role, -1)])
+        return counted.live
 
     async def reassert(self, gateway: str, held: dict[tuple[str, str], int]) -> int:
         """Replace what Redis holds for the gateway with its (role, user) -> connections now.

@@ -15,10 +15,13 @@ from triage import keys
 
 @dataclass(frozen=True)
 class OpenCase:
-    """A patient's open ticket and consultation ids ("" when none)."""
+    """A patient's open ticket and consultation ids ("" when none); the ticket's state and
+    department when they were read with it (presence_update reads them), else ""."""
 
     ticket_id: str
     consultation_id: str
+    ticket_state: str = ""
+    ticket_department: str = ""
 
 
 async def open_case(client: Redis, patient_id: str) -> OpenCase:

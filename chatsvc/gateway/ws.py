@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -45,6 +46,9 @@ from triage import views
 from triage.errors import Refused, TooManyConnections
 
 log = structlog.get_logger(__name__)
+# The level is checked on the stdlib logger before a line is built: a line that would be dropped
+# (the debug lines of every handshake) costs a check, not structlog's processors.
+_level = logging.getLogger(__name__)
 
 # A socket that has not authenticated by then is a scanner or a broken client: drop it.
 HELLO_TIMEOUT_S = 10.0
@@ -53,6 +57,10 @@ HEARTBEAT_S = 20.0
 # Frames up to this multiple of max_frame_bytes get a frame_too_large error and the socket
 # keeps serving; beyond it aiohttp closes with 1009 before buffering more.
 HARD_FRAME_LIMIT_FACTOR = 4
+# No permessage-deflate: frames are a few hundred bytes, and a browser that offers it would give
+# each connection a zlib compressor (~256 KiB of state at the default window, ten times an idle
+# connection's whole budget) and a decompressor, for next to no saving.
+COMPRESS = False
 
 
 def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
@@ -79,6 +87,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         protocols=SUBPROTOCOLS,
         heartbeat=HEARTBEAT_S,
         max_msg_size=limits.max_frame_bytes * HARD_FRAME_LIMIT_FACTOR,
+        compress=COMPRESS,
     )
     await ws.prepare(request)
     encoding = Encoding(ws.ws_protocol) if ws.ws_protocol else Encoding.JSON
@@ -92,17 +101,20 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         ),
     )
     connections.add(ws)
-    bound = log.bind(conn_id=conn_id, encoding=encoding.name.lower())
-    bound.info("ws_open")
     socket = Socket(request.app[CONTEXT], request.app[COMMANDS], ws, session, encoding, conn_id)
+    # One info line per connection, `ws_closed`, at its end: at a thousand connects a second,
+    # a line at each step of the handshake cost more CPU than the handshake's own work.
+    socket.log(logging.DEBUG, "ws_open")
+    opened = time.monotonic()
     try:
-        await socket.serve(limits.max_frame_bytes, bound)
+        await socket.serve(limits.max_frame_bytes)
     finally:
         connections.discard(ws)
         await socket.detach()
         role = session.claims.role.value if session.claims else None
         code = None if ws.close_code is None else int(ws.close_code)
-        bound.info("ws_closed", role=role, close_code=code)
+        duration_s = round(time.monotonic() - opened, 1)
+        socket.log(logging.INFO, "ws_closed", role=role, close_code=code, duration_s=duration_s)
     return ws
 
 
@@ -127,7 +139,13 @@ class Socket:
         self.conn: Conn | None = None
         self._writer: asyncio.Task[None] | None = None
 
-    async def serve(self, max_frame_bytes: int, bound: structlog.stdlib.BoundLogger) -> None:
+    def log(self, level: int, event: str, **fields: object) -> None:
+        """One line about this connection, with its id and encoding."""
+        if _level.isEnabledFor(level):
+            encoding = self._encoding.name.lower()
+            log.log(level, event, conn_id=self._conn_id, encoding=encoding, **fields)
+
+    async def serve(self, max_frame_bytes: int) -> None:
         ws, session = self._ws, self._session
         while not ws.closed:
             try:
@@ -136,18 +154,18 @@ class Socket:
                 if session.state is State.AWAITING_HELLO:
                     await ws.close(code=CloseCode.AUTH_TIMEOUT, message=b"no hello in time")
                     return
-                if not await self._carry_out(session.tick(time.time()), bound):
+                if not await self._carry_out(session.tick(time.time())):
                     return
                 continue
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if message.type is WSMsgType.ERROR:
-                bound.info("ws_error", error=type(ws.exception()).__name__)
+                self.log(logging.INFO, "ws_error", error=type(ws.exception()).__name__)
                 return
             effects = _effects_for(
                 message.type, message.data, session, self._encoding, max_frame_bytes
             )
-            if not await self._carry_out(effects, bound):
+            if not await self._carry_out(effects):
                 return
 
     def _receive_timeout(self) -> float | None:
@@ -157,7 +175,7 @@ class Socket:
         # aiohttp reads a timeout of 0 as "none": a deadline already due waits a millisecond.
         return None if deadline is None else max(0.001, deadline - time.time())
 
-    async def _carry_out(self, effects: list[Effect], bound: structlog.stdlib.BoundLogger) -> bool:
+    async def _carry_out(self, effects: list[Effect]) -> bool:
         """False once the socket is closed."""
         for effect in effects:
             if isinstance(effect, Reply):
@@ -166,7 +184,7 @@ class Socket:
                 await self._close(effect.code, effect.reason)
                 return False
             elif isinstance(effect, Authenticated):
-                bound.info("ws_authenticated", role=effect.claims.role.value)
+                self.log(logging.DEBUG, "ws_authenticated", role=effect.claims.role.value)
                 await self._attach(effect)
             elif isinstance(effect, Dispatch) and self.conn is not None:
                 self.conn.claims = effect.claims  # a renew may have replaced them
@@ -204,7 +222,7 @@ class Socket:
         self._writer = asyncio.get_running_loop().create_task(conn.write_loop())
         ctx.hub.add(conn)
         try:
-            await ctx.presence.connect(conn)
+            case = await ctx.presence.connect(conn)
         except TooManyConnections:
             await self._refuse(
                 ErrorCode.TOO_MANY_CONNECTIONS,
@@ -225,7 +243,8 @@ class Socket:
             return
         conn.send(ctx.welcome(effect.claims, lang, effect.ref))
         try:
-            await self._restore(conn, {point.consultation: point for point in effect.resume})
+            resume = {point.consultation: point for point in effect.resume}
+            await self._restore(conn, resume, case)
         except (RedisError, OSError, Refused) as error:
             log.warning("restore_failed", conn_id=conn.id, error=str(error)[:200])
             conn.send(
@@ -245,18 +264,25 @@ class Socket:
         self._ctx.hub.remove(self.conn)
         self.conn = None
 
-    async def _restore(self, conn: Conn, resume: dict[str, f.ResumePoint]) -> None:
+    async def _restore(
+        self, conn: Conn, resume: dict[str, f.ResumePoint], case: views.OpenCase | None
+    ) -> None:
         """Tell a (re)connecting user where they stand: their wait, their consultations; follow
         each consultation from where the client says it stands (else from now), so a resume
-        gets everything after, then live messages, with no gap and no duplicate."""
+        gets everything after, then live messages, with no gap and no duplicate. A patient's
+        `case` comes with their presence count (None: read it here)."""
         ctx = self._ctx
         client, engine = ctx.link.client, ctx.link.engine
         if conn.role is Role.PATIENT:
-            case = await views.open_case(client, conn.user_id)
+            if case is None:
+                case = await views.open_case(client, conn.user_id)
             if case.ticket_id:
-                ticket = await engine.ticket(case.ticket_id)
-                if ticket.state.value == "waiting":
-                    conn.ticket, conn.ticket_department = ticket.id, ticket.department
+                state, department = case.ticket_state, case.ticket_department
+                if not state:  # not read with the case
+                    ticket = await engine.ticket(case.ticket_id)
+                    state, department = ticket.state.value, ticket.department
+                if state == "waiting":
+                    conn.ticket, conn.ticket_department = case.ticket_id, department
                     await ctx.queue_watch.tell_position(conn)
             if case.consultation_id:
                 view = await ctx.render(case.consultation_id, with_intake=False)

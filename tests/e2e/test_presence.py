@@ -4,6 +4,8 @@ a tab closing on one gateway does not make a user connected on another one absen
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from chatsvc.client import ChatClient, ChatError
@@ -91,3 +93,16 @@ async def test_a_users_connections_are_limited_with_close_4010(make_desk: DeskFa
     with pytest.raises(ConnectionError):
         await desk.clients[-1].next(f.Pong)  # returns once the socket is closed
     assert desk.clients[-1].close_code == 4010
+
+
+async def test_tabs_opened_at_once_past_the_limit_are_refused_all_but_the_limit(
+    make_desk: DeskFactory,
+) -> None:
+    config = Config(
+        limits=LimitsConfig(max_connections_per_user=2, frames_per_second=1000, frame_burst=1000)
+    )
+    desk = await make_desk(config)
+    tabs = await asyncio.gather(*(desk.patient("p1") for _ in range(6)), return_exceptions=True)
+    refused = [tab for tab in tabs if isinstance(tab, ChatError)]
+    assert len(refused) == 4 and {error.code for error in refused} == {"too_many_connections"}
+    assert sum(isinstance(tab, ChatClient) for tab in tabs) == 2

@@ -9,7 +9,8 @@ from tests.triage.conftest import RULES, Join, OnDuty
 from triage import errors, events, keys
 from triage.engine import Engine, ManualClock
 from triage.models import ConsultationState, DoctorStatus, TicketState
-from triage.presence import Presence
+from triage.presence import Change, Counted, Presence
+from triage.views import OpenCase
 
 LEASE_S = 10
 
@@ -187,6 +188,38 @@ async def test_connections_per_user_are_limited_across_gateways(presence: Presen
         await presence.connect("A", "p1", "patient", max_connections=2)
     await presence.disconnect("B", "p1", "patient")
     assert await presence.connect("A", "p1", "patient", max_connections=2) == 2
+
+
+async def test_changes_counted_together_are_judged_in_order_one_refusal_leaving_the_rest(
+    presence: Presence,
+) -> None:
+    opened = [Change("p1", "patient", 1)] * 3 + [Change("p1", "patient", -1)]
+    counted = await presence.update("A", [*opened, Change("p1", "patient", 1)], 2)
+    assert [(c.live, c.refused) for c in counted] == [
+        (1, ""),
+        (2, ""),
+        (2, "too_many_connections"),  # nothing counted: the close after it leaves one
+        (1, ""),
+        (2, ""),
+    ]
+    assert await presence.connections("p1") == {"A": 2}
+
+
+async def test_a_patients_counted_connection_brings_where_they_stand(
+    presence: Presence, engine: Engine, join: Join
+) -> None:
+    ticket = await join("p1")
+    counted = await presence.update(
+        "A",
+        [Change("p1", "patient", 1), Change("p2", "patient", 1), Change("d1", "doctor", 1)],
+    )
+    assert counted == [
+        Counted(1, True, case=OpenCase(ticket, "", "waiting", "general")),
+        Counted(1, True, case=OpenCase("", "")),  # a patient with nothing open
+        Counted(1, True),  # staff: no case
+    ]
+    refused = await presence.update("A", [Change("p1", "patient", 1)], max_connections=1)
+    assert refused == [Counted(1, False, "too_many_connections")]
 
 
 async def test_reasserting_replaces_a_gateways_counts_without_events(
