@@ -78,6 +78,8 @@ class Plan:
     warmup_s: float
     duration_s: float
     appendfsync: str
+    only_chatsvc: bool = False
+    workdir: str | None = None  # keep the servers' logs here instead of a temp dir
 
 
 @dataclass
@@ -136,12 +138,26 @@ class Loaders:
                 process.join()
 
 
-def redis_stats(client: Redis) -> tuple[int, int]:
-    """Calls and µs Redis has spent on commands so far."""
+def redis_stats(client: Redis) -> dict[str, tuple[int, int]]:
+    """Calls and µs Redis has spent so far, per command."""
     stats = client.info("commandstats")
-    calls = sum(int(row["calls"]) for row in stats.values())
-    usec = sum(int(row["usec"]) for row in stats.values())
-    return calls, usec
+    return {
+        name.removeprefix("cmdstat_"): (int(row["calls"]), int(row["usec"]))
+        for name, row in stats.items()
+    }
+
+
+def calls_per_msg(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], sent: int
+) -> dict[str, float]:
+    """Each command's calls per message sent in a phase, the busiest first."""
+    if not sent:
+        return {}
+    rates = {
+        name: round((calls - before.get(name, (0, 0))[0]) / sent, 2)
+        for name, (calls, _) in after.items()
+    }
+    return dict(sorted(((n, r) for n, r in rates.items() if r > 0), key=lambda x: -x[1]))
 
 
 def run_phase(loaders: Loaders, watch: CpuWatch, redis: Redis, plan: Plan, command: str) -> Phase:
@@ -151,7 +167,7 @@ def run_phase(loaders: Loaders, watch: CpuWatch, redis: Redis, plan: Plan, comma
     else:
         share = plan.rate / len(loaders.pipes)
         loaders.command(command, t0, share, plan.warmup_s, plan.duration_s, DRAIN_S)
-    calls0, usec0 = redis_stats(redis)
+    stats0 = redis_stats(redis)
     time.sleep(max(0.0, t0 + plan.warmup_s - time.monotonic()))
     watch.start()
     time.sleep(max(0.0, t0 + plan.warmup_s + plan.duration_s - time.monotonic()))
@@ -160,7 +176,9 @@ def run_phase(loaders: Loaders, watch: CpuWatch, redis: Redis, plan: Plan, comma
         DRAIN_S + PHASE_SLACK_S
     )
     usage = watch.shares(sum(t.cpu_s for t in tallies))
-    calls1, usec1 = redis_stats(redis)
+    stats1 = redis_stats(redis)
+    calls0, usec0 = (sum(v[i] for v in stats0.values()) for i in (0, 1))
+    calls1, usec1 = (sum(v[i] for v in stats1.values()) for i in (0, 1))
     sent = sum(t.sent for t in tallies)
     errors: dict[str, int] = {}
     for tally in tallies:
@@ -185,6 +203,7 @@ def run_phase(loaders: Loaders, watch: CpuWatch, redis: Redis, plan: Plan, comma
         "client_cpu_pct_max": max(round(100 * t.cpu_s / plan.duration_s) for t in tallies),
         "redis_calls_per_msg": round((calls1 - calls0) / sent, 2) if sent else None,
         "redis_us_per_msg": round((usec1 - usec0) / sent, 1) if sent else None,
+        "redis_calls_by_command": calls_per_msg(stats0, stats1, sent),
     }
     latencies = sorted(ms for t in tallies for ms in t.latencies_ms)
     return Phase(figures, latencies)
@@ -284,14 +303,21 @@ def bench(plan: Plan) -> dict[str, object]:
     load_start = round(os.getloadavg()[0], 2)
     if load_start > 1.0:
         say(TAG, f"warning: 1-minute load average {load_start}: other work will skew figures")
-    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
-        base = one_relay("baseline", plan, Path(tmp))
+    with (
+        contextlib.nullcontext(plan.workdir)
+        if plan.workdir
+        else tempfile.TemporaryDirectory(prefix="relay-bench-")
+    ) as tmp:
+        base = None if plan.only_chatsvc else one_relay("baseline", plan, Path(tmp))
         ours = one_relay("chatsvc", plan, Path(tmp))
+        base = base or ours
     sat, fixed = ours["saturated"], ours["fixed"]
     assert isinstance(sat, dict) and isinstance(fixed, dict)
     base_sat, base_fixed = base["saturated"], base["fixed"]
     assert isinstance(base_sat, dict) and isinstance(base_fixed, dict)
     ratio = int(ours["msgs_per_s"]) / int(base["msgs_per_s"]) if base["msgs_per_s"] else None  # type: ignore[call-overload]
+    if plan.only_chatsvc:
+        ratio = None  # no baseline was run: its figures below are chatsvc's own
     return {
         "bench": "relay",
         "pairs": plan.pairs,
@@ -325,6 +351,7 @@ def bench(plan: Plan) -> dict[str, object]:
         "cpu_pct_fixed": {k: v for k, v in fixed.items() if k.endswith("cpu_pct")},
         "baseline_cpu_pct": {k: v for k, v in base_sat.items() if k.endswith("cpu_pct")},
         "redis_calls_per_msg": sat["redis_calls_per_msg"],
+        "redis_calls_by_command": sat["redis_calls_by_command"],
         "redis_us_per_msg": sat["redis_us_per_msg"],
         "baseline_redis_calls_per_msg": base_sat["redis_calls_per_msg"],
         "baseline_redis_us_per_msg": base_sat["redis_us_per_msg"],
@@ -344,6 +371,14 @@ def parse(argv: Sequence[str] | None) -> Plan:
     parser.add_argument("--clients", type=int, default=2, help="load processes (2)")
     parser.add_argument("--duration", type=float, help="measured s per phase (15; quick 5)")
     parser.add_argument("--fsync", choices=("always", "off"), default="always")
+    parser.add_argument(
+        "--only-chatsvc",
+        action="store_true",
+        help="skip the baseline (for profiling a gateway; no ratio is reported)",
+    )
+    parser.add_argument(
+        "--workdir", help="an empty directory to keep Redis's and the servers' logs in"
+    )
     args = parser.parse_args(argv)
     duration = args.duration if args.duration is not None else (5.0 if args.quick else 15.0)
     if not (1 <= args.pairs <= 2000 and 1 <= args.window <= 64 and 1 <= args.rate <= 50_000):
@@ -358,6 +393,8 @@ def parse(argv: Sequence[str] | None) -> Plan:
         warmup_s=1.0 if args.quick else 2.0,
         duration_s=duration,
         appendfsync="always" if args.fsync == "always" else "no",
+        only_chatsvc=args.only_chatsvc,
+        workdir=args.workdir,
     )
 
 

@@ -78,6 +78,11 @@ class Scripts:
             script.sha = await target.script_load(script.script)
             return await target.evalsha(script.sha, len(keys), *keys, *args)
 
+    async def load(self, name: str) -> None:
+        """SCRIPT LOAD one script (after Redis lost its cache)."""
+        script = self._scripts[name]
+        script.sha = await self._client.script_load(script.script)
+
     async def load_all(self) -> None:
         """SCRIPT LOAD each script (idempotent), so none is missing when the first call comes."""
         for script in self._scripts.values():

@@ -57,6 +57,7 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(DeskFeed(ctx).run(), name="desk-feed"),
         asyncio.create_task(ctx.queue_watch.run(), name="queue-watch"),
         asyncio.create_task(ctx.presence.run(), name="presence"),
+        asyncio.create_task(ctx.hub.run_watchdog(), name="writer-watchdog"),
     ]
     yield
     for task in tasks:

@@ -41,8 +41,11 @@ log = structlog.get_logger(__name__)
 
 # Entries read per round trip while pumping: a resume of a long consultation is paged.
 PUMP_PAGE = 500
-# The listener waits this long for a hint before checking its subscriptions again.
-LISTEN_TIMEOUT_S = 1.0
+# The listener blocks on its connection with no timer per read; instead it PINGs this often
+# on the subscription connection and counts it deaf when nothing (not even the PONG) came back
+# for DEAF_AFTER_S: a half-open connection is then replaced, never listened to forever.
+PUBSUB_PING_S = 5.0
+DEAF_AFTER_S = 15.0
 # After a Redis error the listener waits this long before subscribing again.
 RETRY_S = 0.5
 # A pump that failed (Redis busy or away) tries again after this long.
@@ -297,8 +300,9 @@ class Fanout:
                 await self._pubsub.unsubscribe(keys.transcript_channel(consultation))
 
     async def run(self) -> None:
-        """Listen for hints until cancelled; after a Redis error, subscribe again and pump
-        every followed consultation (hints may have been missed meanwhile)."""
+        """Listen for hints until cancelled; after a Redis error (or a deaf subscription
+        connection), subscribe again and pump every followed consultation (hints may have been
+        missed meanwhile)."""
         while True:
             stop_if_cancelled()
             await self._link.wait_ready()
@@ -312,47 +316,83 @@ class Fanout:
                     await pubsub.subscribe(*channels)
                 for consultation in list(self._hub.followed()):
                     self.kick(consultation)
-                await self._listen(pubsub)
-            except (RedisError, OSError) as error:
+                await self._listen_watched(pubsub)
+            except (RedisError, OSError, _DeafSubscription) as error:
                 stop_if_cancelled()
-                log.warning("fanout_listener_lost", error=str(error)[:200])
+                log.warning("fanout_listener_lost", error=str(error)[:200] or type(error).__name__)
                 await asyncio.sleep(RETRY_S)
             finally:
                 self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
 
-    async def _listen(self, pubsub: PubSub) -> None:
+    async def _listen_watched(self, pubsub: PubSub) -> None:
+        """Listen while a watchdog PINGs; whichever stops first (an error, or deafness) ends
+        both."""
+        stop_if_cancelled()  # the subscribe calls above may have swallowed a cancellation
+        loop = asyncio.get_running_loop()
+        heard = [loop.time()]
+        listener = loop.create_task(self._listen(pubsub, heard))
+        watchdog = loop.create_task(self._watch(pubsub, heard))
+        try:
+            done, _ = await asyncio.wait({listener, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+        finally:
+            for task in (listener, watchdog):
+                task.cancel()
+            await asyncio.gather(listener, watchdog, return_exceptions=True)
+
+    async def _watch(self, pubsub: PubSub, heard: list[float]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            stop_if_cancelled()
+            await asyncio.sleep(PUBSUB_PING_S)
+            if loop.time() - heard[0] > DEAF_AFTER_S:
+                raise _DeafSubscription(f"nothing heard for {DEAF_AFTER_S:.0f} s")
+            await pubsub.ping()
+
+    async def _listen(self, pubsub: PubSub, heard: list[float]) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             stop_if_cancelled()  # get_message may swallow a cancellation and return None
-            message = await pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
+            # Blocks with no timeout: reading with one would cost a timer (and a task) per
+            # message; the watchdog above stands in for it.
+            message = await pubsub.get_message(timeout=None)
+            heard[0] = loop.time()
             if message is None or message.get("type") != "message":
                 continue
-            channel, data = message["channel"], message["data"]
-            consultation = _consultation_of(channel)
-            notice = parse_notice(data) if consultation else None
-            if isinstance(notice, NewMessage):
-                if notice.entry is None or not self.deliver_notice(consultation, notice):
-                    self.notice(consultation, Position(notice.epoch, notice.seq))
-            elif isinstance(notice, Typing):
-                for conn in self._hub.followers(consultation):
-                    if conn.role.value != notice.role:
-                        conn.send(
-                            f.TypingNotice(
-                                consultation=consultation,
-                                role=notice.role,  # type: ignore[arg-type]
-                            )
+            self._on_message(message["channel"], message["data"])
+
+    def _on_message(self, channel: str, data: str) -> None:
+        consultation = _consultation_of(channel)
+        notice = parse_notice(data) if consultation else None
+        if isinstance(notice, NewMessage):
+            if notice.entry is None or not self.deliver_notice(consultation, notice):
+                self.notice(consultation, Position(notice.epoch, notice.seq))
+        elif isinstance(notice, Typing):
+            for conn in self._hub.followers(consultation):
+                if conn.role.value != notice.role:
+                    conn.send(
+                        f.TypingNotice(
+                            consultation=consultation,
+                            role=notice.role,  # type: ignore[arg-type]
                         )
-            elif isinstance(notice, ReadMark):
-                for conn in self._hub.followers(consultation):
-                    if conn.role.value != notice.role:
-                        conn.send(
-                            f.ReadReceipt(
-                                consultation=consultation,
-                                role=notice.role,  # type: ignore[arg-type]
-                                seq=notice.seq,
-                            )
+                    )
+        elif isinstance(notice, ReadMark):
+            for conn in self._hub.followers(consultation):
+                if conn.role.value != notice.role:
+                    conn.send(
+                        f.ReadReceipt(
+                            consultation=consultation,
+                            role=notice.role,  # type: ignore[arg-type]
+                            seq=notice.seq,
                         )
+                    )
+
+
+class _DeafSubscription(Exception):
+    """The subscription connection stopped answering (a half-open socket)."""
 
 
 def _consultation_of(channel: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -28,8 +29,13 @@ log = structlog.get_logger(__name__)
 # produces frames; one that falls this far behind is stuck, and resuming is cheaper than
 # buffering for it without end.
 OUTBOX_FRAMES = 1000
-# How long the writer waits on one send before counting the peer as gone.
+# How long one send may wait for the peer to take data before the peer counts as stuck.
 SEND_TIMEOUT_S = 10.0
+# How often the watchdog looks for such a send: a stuck peer is closed within
+# SEND_TIMEOUT_S + this.
+WATCHDOG_EVERY_S = 1.0
+# A stuck peer gets this long to take the close frame before its TCP connection is shut.
+STUCK_CLOSE_WAIT_S = 2.0
 # Messages fill the outbox only up to this many frames short of its bound: the rest is kept
 # for replies (acks, errors), so a reader catching up on a backlog is paced, not closed.
 REPLY_ROOM = 100
@@ -64,6 +70,9 @@ class Conn:
     # Consultations whose messages wait for room in the outbox, and who to tell when there is.
     waiting_room: set[str] = field(default_factory=set)
     on_room: Callable[[str], None] | None = None
+    # When the writer's current send started (loop time), None between sends: the watchdog's
+    # measure of a peer that takes nothing.
+    sending_since: float | None = None
     outbox: asyncio.Queue[bytes | str | None] = field(
         default_factory=lambda: asyncio.Queue(OUTBOX_FRAMES)
     )
@@ -96,29 +105,55 @@ class Conn:
         return True
 
     async def write_loop(self) -> None:
-        """Drain the outbox onto the socket, in order, until told to stop (None)."""
-        while (payload := await self.outbox.get()) is not None:
+        """Drain the outbox onto the socket, in order, until told to stop (None).
+
+        No timer per frame: a send only waits when the peer's TCP window is full, and the
+        hub's watchdog (`Hub.close_stuck`) closes a connection whose send has waited longer
+        than SEND_TIMEOUT_S."""
+        outbox = self.outbox
+        loop = asyncio.get_running_loop()
+        while (payload := await outbox.get()) is not None:
             if self.ws.closed:
                 return
-            if self.waiting_room and self.outbox.qsize() <= REFILL_AT and self.on_room:
+            if self.waiting_room and outbox.qsize() <= REFILL_AT and self.on_room:
                 waiting, self.waiting_room = self.waiting_room, set()
                 for consultation in waiting:
                     self.on_room(consultation)
+            self.sending_since = loop.time()
             try:
                 if isinstance(payload, str):
-                    await asyncio.wait_for(self.ws.send_str(payload), SEND_TIMEOUT_S)
+                    await self.ws.send_str(payload)
                 else:
-                    await asyncio.wait_for(self.ws.send_bytes(payload), SEND_TIMEOUT_S)
-            except (ConnectionError, TimeoutError, RuntimeError):
-                # A peer that cannot take a frame in SEND_TIMEOUT_S is stuck: close it so it
-                # resumes, rather than leave it connected and silently missing frames.
-                self.closing = True
-                with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
-                    await asyncio.wait_for(
-                        self.ws.close(code=CloseCode.TOO_SLOW, message=b"too slow: resume"),
-                        SEND_TIMEOUT_S,
-                    )
-                return
+                    await self.ws.send_bytes(payload)
+            except (ConnectionError, RuntimeError):
+                return  # the socket is gone: the handler notices and cleans up
+            finally:
+                self.sending_since = None
+
+    def close_if_stuck(self, now: float) -> bool:
+        """Close with 4009 if a send has waited more than SEND_TIMEOUT_S (the peer takes
+        nothing): it resumes, rather than stay connected and silently miss frames."""
+        if self.sending_since is None or now - self.sending_since < SEND_TIMEOUT_S:
+            return False
+        if self.closing:
+            return False
+        self.closing = True
+        log.warning("ws_stuck", conn_id=self.id, waited_s=round(now - self.sending_since, 1))
+        asyncio.get_running_loop().create_task(self._close_stuck())
+        return True
+
+    async def _close_stuck(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(
+                self.ws.close(code=CloseCode.TOO_SLOW, message=b"too slow: resume"),
+                STUCK_CLOSE_WAIT_S,
+            )
+        # A peer that does not even take the close frame would keep the socket (and its
+        # unsent buffer) open: shut the TCP connection down under it.
+        sock = self.ws.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def stop_writer(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):
@@ -154,6 +189,17 @@ class Hub:
 
     def conns_of(self, user_id: str) -> frozenset[Conn]:
         return frozenset(self._by_user.get(user_id, ()))
+
+    def close_stuck(self, now: float) -> int:
+        """Close every connection whose writer has waited on a send past SEND_TIMEOUT_S."""
+        return sum(conn.close_if_stuck(now) for conn in list(self.all_conns()))
+
+    async def run_watchdog(self) -> None:
+        """Look for stuck writers once a second, until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCHDOG_EVERY_S)
+            self.close_stuck(loop.time())
 
     def all_conns(self) -> Iterable[Conn]:
         for conns in self._by_user.values():

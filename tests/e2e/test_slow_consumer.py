@@ -8,7 +8,7 @@ import secrets
 import socket
 
 from chatsvc.client import ChatClient
-from chatsvc.gateway.hub import OUTBOX_FRAMES
+from chatsvc.gateway.hub import OUTBOX_FRAMES, SEND_TIMEOUT_S
 from chatsvc.gateway.keys import CONTEXT
 from chatsvc.protocol import frames as f
 from tests.e2e.conftest import Desk
@@ -68,3 +68,34 @@ async def test_a_stalled_reader_is_closed_and_resumes_while_others_keep_up(desk:
     assert sorted(thread.messages) == list(range(1, total + 1))
     assert patient.duplicates == 0 and patient.resumes == 1
     assert laptop.duplicates == 0
+
+
+async def test_a_reader_stuck_in_the_middle_of_a_send_is_closed_and_resumes(desk: Desk) -> None:
+    patient = await desk.patient("p1")
+    doctor = await desk.doctor("d1")
+    await patient.join("general", "a question")
+    case = await doctor.take_next()
+    await patient.next(f.Assigned)
+    hub = desk.gateway.app[CONTEXT].hub
+    unstuck = hang(patient)
+    try:
+        sent = 0
+        # Until the writer waits inside a send: the peer's TCP window is full.
+        while not any(c.sending_since is not None for c in hub.conns_of("p1")):
+            assert sent < 10 * OUTBOX_FRAMES, "the writer never had to wait"
+            await doctor.send(case.id, f"{sent} {secrets.token_urlsafe(BIG_BYTES)}")
+            sent += 1
+        now = asyncio.get_running_loop().time()
+        assert hub.close_stuck(now) == 0  # waiting, but not for long yet
+        # The watchdog's view SEND_TIMEOUT_S later (a clock moved, not a sleep).
+        assert hub.close_stuck(now + SEND_TIMEOUT_S) == 1
+        assert all(c.closing for c in hub.conns_of("p1"))
+    finally:
+        unstuck.set()
+    await doctor.send(case.id, "after the close")
+    total = sent + 1
+    thread = await patient.wait_for_messages(case.id, total, timeout=60)
+    assert sorted(thread.messages) == list(range(1, total + 1))
+    assert patient.duplicates == 0 and patient.resumes == 1
+    # The close frame, or (a peer that took nothing for STUCK_CLOSE_WAIT_S) a dropped socket.
+    assert patient.close_codes in ([4009], [1006])

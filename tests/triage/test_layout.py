@@ -32,9 +32,10 @@ async def test_every_script_call_touches_one_slot(
     names = {hashlib.sha1(loadable_source(n).encode()).hexdigest(): n for n in script_names()}
     original = Redis.evalsha
 
-    async def recording(self: Redis, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+    # Not a coroutine: a pipeline's evalsha (the transcripts' batcher) queues and returns.
+    def recording(self: Redis, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         seen[names[sha]].update(key_slot(str(k).encode()) for k in keys_and_args[:numkeys])
-        return await original(self, sha, numkeys, *keys_and_args)
+        return original(self, sha, numkeys, *keys_and_args)
 
     monkeypatch.setattr(Redis, "evalsha", recording)
     await on_duty("d1", ("general", "psych"), capacity=3)
