@@ -23,6 +23,7 @@ from triage import keys
 from triage.desk import DeskInfo, init_desk
 from triage.errors import refusal
 from triage.eta import QueueSnapshot, estimate_wait, is_surge
+from triage.metrics import CACHE_MS, DeskMetrics, desk_metrics
 from triage.models import (
     ConsultationState,
     DepartmentRules,
@@ -447,6 +448,29 @@ class Engine:
     async def stats(self, department: str) -> dict[str, int]:
         raw = await self._client.hgetall(keys.stats(department))
         return {name: int(value) for name, value in raw.items()}
+
+    # -- supervision ----------------------------------------------------------------------------
+
+    async def note_quote(self, ticket_id: str, eta_s: int | None) -> bool:
+        """Remember the first wait a waiting patient was quoted, for ETA accuracy (a quote
+        with no estimate, nobody on duty, is not one). True if it was the first."""
+        if eta_s is None:
+            return False
+        reply = await self._run("ticket_note_quote", ticket_id, eta_s * 1000)
+        return bool(int(str(reply[1])))
+
+    async def metrics(
+        self, window_s: int, alert_after_s: int, cache_ms: int = CACHE_MS
+    ) -> DeskMetrics:
+        """The desk's live figures (triage.metrics), at the engine's clock."""
+        return await desk_metrics(
+            self._client,
+            self._scripts,
+            window_s=window_s,
+            alert_after_s=alert_after_s,
+            now_ms=None if self._clock is None else self._clock.now_ms,
+            cache_ms=cache_ms,
+        )
 
 
 def _match(reply: list[object]) -> Match:

@@ -185,3 +185,51 @@ def gateway_users(gateway_id: str) -> str:
 def presence_hold() -> str:
     """String: no timer fires and no gateway is reaped before this ms. Expires by itself."""
     return f"{_DESK}:presence_hold"
+
+
+# -- supervisors' metrics: windowed indexes kept by the desk scripts, trimmed by desk_metrics --
+
+
+def waits(department: str) -> str:
+    """Sorted set: ticket → its wait (ms), for the patients first matched in the metrics window
+    (wait percentiles)."""
+    return f"{_DESK}:waits:{department}"
+
+
+def waits_at(department: str) -> str:
+    """Sorted set: ticket → when it was first matched (ms); trims `waits` to the window."""
+    return f"{_DESK}:waits_at:{department}"
+
+
+def abandons(department: str) -> str:
+    """Sorted set: ticket → when its patient left the queue unserved (ms), within the window."""
+    return f"{_DESK}:abandons:{department}"
+
+
+def abandons_flagged(department: str) -> str:
+    """Sorted set: like `abandons`, for urgent, emergency or red-flagged tickets only (a
+    safety alert for supervisors)."""
+    return f"{_DESK}:abandons_flagged:{department}"
+
+
+def ends(department: str) -> str:
+    """Sorted set: consultation → when it ended (ms), within the window."""
+    return f"{_DESK}:ends:{department}"
+
+
+def eta_checks(department: str) -> str:
+    """List of `<matched_ms>:<quoted_eta_ms>:<waited_ms>`, newest first, the last 1,000
+    matches of patients whose first quote was recorded (ETA accuracy)."""
+    return f"{_DESK}:eta_checks:{department}"
+
+
+def messages() -> str:
+    """Hash: unix second → messages stored in it (gateways add their counts once a second);
+    fields older than a minute are dropped by desk_metrics."""
+    return f"{_DESK}:messages"
+
+
+def metrics_cache() -> str:
+    """Hash {at, json}: the last desk_metrics result, reused for up to a second so the desk is
+    computed once a second however many gateways ask."""
+    return f"{_DESK}:metrics_cache"

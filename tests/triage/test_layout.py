@@ -72,6 +72,9 @@ async def test_every_script_call_touches_one_slot(
     await presence.disconnect("g1", "p9", "patient")
     await presence.reassert("g1", {("doctor", "d1"): 2})
     await presence.reap()
+    waiting = await engine.enqueue("p5", "general", intake(), clock.now_ms)
+    await engine.note_quote(waiting.ticket_id, 60)
+    await engine.metrics(900, 120, cache_ms=0)
 
     assert set(seen) == set(script_names()) - {"desk_init"}, "a script was not exercised"
     for name, slots in seen.items():

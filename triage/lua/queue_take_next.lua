@@ -58,7 +58,7 @@ end
 local tid = best_ticket
 local tkey = dk(P, 'ticket', tid)
 local ticket = redis.call('HMGET', tkey, 'patient', 'dept', 'consultation', 'join_ms',
-  'matched_ms', 'red_flags')
+  'matched_ms', 'red_flags', 'quoted_eta_ms')
 local patient, dept, cid, matched_ms = ticket[1], ticket[2], ticket[3], ticket[5]
 local waited = now - tonumber(ticket[4])
 queue_remove(P, dept, tid, ticket[6] or '')
@@ -112,6 +112,7 @@ if first_match then
   count(P, dept, 'matched')
   count(P, dept, 'wait_ms_matched', waited)
   redis.call('ZADD', dk(P, 'matches', dept), now, tid)
+  record_match(P, dept, tid, now, waited, ticket[7])
 end
 emit(P, 'assigned', {consultation = cid, ticket = tid, patient = patient,
   doctor = doctor_id, dept = dept, waited_ms = waited})

@@ -68,6 +68,27 @@ local function count(P, dept, field, by)
   redis.call('HINCRBY', dk(P, 'stats', dept), field, by or 1)
 end
 
+-- The windowed figures behind supervisors' metrics (desk_metrics.lua reads and trims them).
+-- A first match: its wait (for percentiles) and time (for the window and the start rate), and
+-- how far off the wait the patient was first quoted was (the gateway stores `quoted_eta_ms`).
+local ETA_CHECKS_KEPT = 1000
+local function record_match(P, dept, tid, now, waited, quoted_eta_ms)
+  redis.call('ZADD', dk(P, 'waits', dept), waited, tid)
+  redis.call('ZADD', dk(P, 'waits_at', dept), now, tid)
+  if quoted_eta_ms ~= nil and quoted_eta_ms ~= false and quoted_eta_ms ~= '' then
+    redis.call('LPUSH', dk(P, 'eta_checks', dept), now .. ':' .. quoted_eta_ms .. ':' .. waited)
+    redis.call('LTRIM', dk(P, 'eta_checks', dept), 0, ETA_CHECKS_KEPT - 1)
+  end
+end
+
+local function record_abandon(P, dept, tid, now, urgency, red_flags)
+  redis.call('ZADD', dk(P, 'abandons', dept), now, tid)
+  local flagged = red_flags ~= nil and red_flags ~= false and red_flags ~= '' and red_flags ~= '[]'
+  if urgency == 'emergency' or urgency == 'urgent' or flagged then
+    redis.call('ZADD', dk(P, 'abandons_flagged', dept), now, tid)
+  end
+end
+
 -- A doctor's score in `available:<dept>`.
 local function available_score(active, last_assigned)
   return active * LOAD_WEIGHT + last_assigned
@@ -211,6 +232,7 @@ local function activate(P, cid, did, now)
     redis.call('HSET', tkey, 'matched_ms', now, 'waited_ms', waited)
     count(P, con.dept, 'matched')
     count(P, con.dept, 'wait_ms_matched', waited)
+    record_match(P, con.dept, con.ticket, now, waited, ticket.quoted_eta_ms)
     -- Trimmed by the sweeper (Engine.trim_matches), not here: ETAs count by time anyway.
     redis.call('ZADD', dk(P, 'matches', con.dept), now, con.ticket)
   end
@@ -360,6 +382,7 @@ local function finish(P, cid, now, outcome, summary, retention_s)
   redis.call('EXPIRE', dk(P, 'ticket', con.ticket), retention_s)
   redis.call('EXPIRE', dk(P, 'patient', con.patient, 'consultations'), retention_s)
   count(P, con.dept, 'ended')
+  redis.call('ZADD', dk(P, 'ends', con.dept), now, cid)
   emit(P, 'ended', {consultation = cid, ticket = con.ticket, patient = con.patient,
     doctor = con.doctor or '', dept = con.dept, outcome = outcome})
   return con
@@ -384,6 +407,7 @@ local function abandon(P, ticket_id, now, reason, retention_s)
   end
   count(P, ticket.dept, 'abandoned')
   count(P, ticket.dept, 'wait_ms_abandoned', waited)
+  record_abandon(P, ticket.dept, ticket_id, now, ticket.urgency, ticket.red_flags)
   emit(P, 'abandoned', {ticket = ticket_id, patient = ticket.patient, dept = ticket.dept,
     urgency = ticket.urgency, red_flags = ticket.red_flags, waited_ms = waited, reason = reason})
   return {'ok', ticket_id, waited, ticket.urgency, ticket.red_flags}
