@@ -130,6 +130,13 @@ class DeskConfig(_Section):
     notice: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_NOTICE))
 
 
+class MetricsConfig(_Section):
+    # Wait percentiles, abandonment, ETA accuracy and safety records count over this window.
+    window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    # A red-flagged patient still waiting after this long is a safety alert for supervisors.
+    red_flag_alert_s: PositiveInt = 120
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -179,6 +186,7 @@ class Config(_Section):
     limits: LimitsConfig = LimitsConfig()
     triage: TriageConfig = TriageConfig()
     desk: DeskConfig = DeskConfig()
+    metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
     departments: tuple[Department, ...] = DEFAULT_DEPARTMENTS
 

@@ -12,15 +12,18 @@ import json
 import secrets
 import time
 
+import msgspec
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from chatsvc import tokens
 from chatsvc.gateway.keys import COMMANDS, CONTEXT, SETTINGS
+from chatsvc.gateway.supervision import figures_frame
 from chatsvc.protocol.access import Action
 from chatsvc.protocol.errors import ErrorCode, ProtocolError
 from chatsvc.tokens import Claims, Role
 from triage import keys
+from triage.errors import TriageError
 from triage.transcripts import TranscriptError, TranscriptNotFound
 
 # Guest sessions are counted per address in windows of this length.
@@ -124,4 +127,23 @@ async def transcript(request: web.Request) -> web.StreamResponse:
             "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
         },
+    )
+
+
+async def desk_metrics(request: web.Request) -> web.Response:
+    """The desk's live figures, as pushed to supervisors (`metrics` frame): supervisors only,
+    their departments only."""
+    claims = _bearer(request)
+    if claims.role is not Role.SUPERVISOR:
+        return error_response(403, ErrorCode.FORBIDDEN, "desk metrics are for supervisors")
+    supervision = request.app[CONTEXT].supervision
+    try:
+        desk = await supervision.metrics()
+    except (RedisError, OSError, TriageError):
+        return error_response(503, ErrorCode.UNAVAILABLE, "the desk is unreachable; retry")
+    frame = figures_frame(desk, claims, supervision.window_s, supervision.red_flag_alert_s)
+    return web.Response(
+        body=msgspec.json.encode(frame),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
     )

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from chatsvc.gateway.api import create_session, transcript
+from chatsvc.gateway.api import create_session, desk_metrics, transcript
 from chatsvc.gateway.commands import Commands
 from chatsvc.gateway.connections import Connections
 from chatsvc.gateway.context import GatewayContext
@@ -27,6 +27,7 @@ from chatsvc.gateway.presence import GatewayPresence
 from chatsvc.gateway.queue_watch import QueueWatch
 from chatsvc.gateway.redis_link import RedisLink
 from chatsvc.gateway.settings import Settings
+from chatsvc.gateway.supervision import Supervision
 from chatsvc.gateway.sweeper import Sweeper
 from chatsvc.gateway.ws import websocket_handler
 from chatsvc.observability import request_log_middleware
@@ -47,6 +48,9 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
     ctx.fanout = Fanout(ctx.hub, link)
     ctx.queue_watch = QueueWatch(ctx)
     ctx.presence = GatewayPresence(ctx.hub, link, config.limits.max_connections_per_user)
+    ctx.supervision = Supervision(
+        ctx.hub, link, config.metrics.window_s, config.metrics.red_flag_alert_s
+    )
     app[CONTEXT] = ctx
     app[COMMANDS] = Commands(ctx)
     tasks = [
@@ -58,6 +62,7 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(ctx.queue_watch.run(), name="queue-watch"),
         asyncio.create_task(ctx.presence.run(), name="presence"),
         asyncio.create_task(ctx.hub.run_watchdog(), name="writer-watchdog"),
+        asyncio.create_task(ctx.supervision.run(), name="supervision"),
     ]
     yield
     for task in tasks:
@@ -83,4 +88,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", websocket_handler)
     app.router.add_post("/api/session", create_session)
     app.router.add_get("/api/consultations/{consultation}/transcript", transcript)
+    app.router.add_get("/api/metrics", desk_metrics)
     return app

@@ -242,6 +242,8 @@ class Commands:
         if guidance is not None:
             conn.send(guidance)  # at once, before anything else: it may be an emergency
         quote = await engine.position(joined.ticket_id)
+        if quote.state == "waiting":  # what they are told now is what ETA accuracy checks
+            await engine.note_quote(joined.ticket_id, quote.estimate.eta_s)
         for other in self._ctx.hub.conns_of(conn.user_id):
             if quote.state == "waiting":
                 other.ticket = joined.ticket_id
@@ -426,6 +428,8 @@ class Commands:
             stored = await transcripts.append(
                 cid, conn.user_id, frame.client_msg_id, "text", frame.text
             )
+        if not stored.duplicate:
+            self._ctx.supervision.message_stored()
         conn.send(
             f.Ack(
                 consultation=cid,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from chatsvc.gateway.fanout import Fanout
     from chatsvc.gateway.presence import GatewayPresence
     from chatsvc.gateway.queue_watch import QueueWatch
+    from chatsvc.gateway.supervision import Supervision
 
 
 def pick_language(available: Sequence[str], wanted: str) -> str:
@@ -47,6 +48,7 @@ class GatewayContext:
     fanout: Fanout = field(init=False)
     queue_watch: QueueWatch = field(init=False)
     presence: GatewayPresence = field(init=False)
+    supervision: Supervision = field(init=False)
 
     # -- lookups --------------------------------------------------------------------------
 

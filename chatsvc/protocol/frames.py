@@ -548,6 +548,62 @@ class AuditList(Frame, tag="audit"):
     ref: FrameId = None
 
 
+class OverdueAlert(Part):
+    """A red-flagged patient still waiting past the desk's alert time."""
+
+    ticket: str
+    waited_ms: int
+
+
+class AbandonAlert(Part):
+    """An urgent, emergency or red-flagged patient who left the queue unserved."""
+
+    ticket: str
+    at_ms: int
+
+
+class DepartmentFigures(Part):
+    """One department's live figures (definitions in docs/operations.md, "Desk metrics")."""
+
+    department: str
+    waiting: int
+    longest_wait_ms: int
+    wait_p50_ms: int | None  # None: nobody was matched in the window
+    wait_p90_ms: int | None
+    matched_in_window: int
+    abandoned_in_window: int
+    abandonment_rate: float | None
+    started_last_minute: int
+    ended_last_minute: int
+    abandoned_last_minute: int
+    doctors_available: int
+    doctors_busy: int
+    doctors_away: int
+    slots_held: int
+    slots_total: int
+    utilisation: float | None  # None: no doctor on duty and not away
+    active_consultations: int
+    eta_checks: int
+    eta_mean_abs_error_s: float | None
+    eta_within_share: float | None
+    surge: bool
+    red_flags_waiting: int
+    red_flags_overdue: int
+    overdue_alerts: list[OverdueAlert]
+    flagged_abandoned_in_window: int
+    abandon_alerts: list[AbandonAlert]
+
+
+class DeskMetricsFrame(Frame, tag="metrics"):
+    """To supervisors, every second: the desk's live figures, the same on every gateway."""
+
+    computed_ms: int
+    window_s: int
+    red_flag_alert_s: int
+    messages_per_s: float
+    departments: list[DepartmentFigures]
+
+
 Outbound = (
     Welcome
     | Renewed
@@ -576,4 +632,5 @@ Outbound = (
     | Ended
     | ConsultationList
     | AuditList
+    | DeskMetricsFrame
 )

@@ -85,6 +85,7 @@ OUTBOUND_TYPES = [
     "ended",
     "consultations",
     "audit",
+    "metrics",
 ]
 
 INBOUND_CLASSES: tuple[type[Frame], ...] = typing.get_args(Inbound)
@@ -119,6 +120,12 @@ def values_of(kind: mi.Type) -> st.SearchStrategy[Any]:
             kind.lt - 1 if kind.lt is not None else UINT64_MAX,
         )
         return st.integers(min_value=low, max_value=high)
+    if isinstance(kind, mi.FloatType):
+        if kind.multiple_of is not None or kind.gt is not None or kind.lt is not None:
+            raise TypeError(f"no strategy for a float with exclusive bounds: {kind}")
+        return st.floats(
+            min_value=kind.ge, max_value=kind.le, allow_nan=False, allow_infinity=False
+        )
     if isinstance(kind, mi.BoolType):
         return st.booleans()
     if isinstance(kind, mi.NoneType):
