@@ -94,6 +94,7 @@ class GatewayPresence:
 
     async def _flush(self) -> None:
         """Count what waits, a batch at a time, until nothing does."""
+        batch: list[tuple[Conn, int, asyncio.Future[Counted | None]]] = []
         try:
             while self._pending:
                 batch = self._next_batch()
@@ -106,8 +107,8 @@ class GatewayPresence:
                 except Exception as error:  # a bug: these connections are refused, not hung
                     log.exception("presence_flush_crashed")
                     _settle(batch, error)
-        except asyncio.CancelledError:
-            _settle(self._pending, ConnectionError("gateway stopping"))
+        except asyncio.CancelledError:  # nobody is left waiting for an answer
+            _settle(batch + self._pending, ConnectionError("gateway stopping"))
             self._pending = []
             raise
 
@@ -137,6 +138,8 @@ class GatewayPresence:
                 conn.counted = False  # a failed -1 is left to the next restatement
             sent.append((conn, delta, outcome))
             changes.append(Change(conn.user_id, conn.role.value, delta))
+        if not changes:
+            return
         try:
             results = await self._book.update(self.gateway_id, changes, self._max)
         except (RedisError, OSError, Refused):

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from chatsvc import tokens
 from chatsvc.gateway.commands import Commands
 from chatsvc.gateway.context import GatewayContext
-from chatsvc.gateway.hub import Conn
+from chatsvc.gateway.hub import SEND_TIMEOUT_S, Conn
 from chatsvc.gateway.keys import COMMANDS, CONNECTIONS, CONTEXT, SETTINGS
 from chatsvc.protocol import frames as f
 from chatsvc.protocol.access import Action
@@ -195,12 +195,21 @@ class Socket:
         if self.conn is not None:
             self.conn.send(frame)
             return
+        await self._write_now(frame)
+
+    async def _write_now(self, frame: f.Outbound) -> None:
+        """Write a frame on the socket itself, not through a Conn's outbox and writer."""
         payload = encode(frame, self._encoding)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            if self._encoding is Encoding.JSON:
-                await self._ws.send_str(payload.decode())
-            else:
-                await self._ws.send_bytes(payload)
+        # A peer that cannot take it is closed by the writer's next send, or has gone.
+        with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                if self._encoding is Encoding.JSON:
+                    await self._ws.send_str(payload.decode())
+                else:
+                    await self._ws.send_bytes(payload)
+
+    def _start_writer(self, conn: Conn) -> None:
+        self._writer = asyncio.get_running_loop().create_task(conn.write_loop())
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         if self.conn is not None:
@@ -219,11 +228,11 @@ class Socket:
         lang = effect.lang.lower() or "en"
         conn = Conn(self._conn_id, self._ws, self._encoding, effect.claims, lang=lang)
         self.conn = conn
-        self._writer = asyncio.get_running_loop().create_task(conn.write_loop())
         ctx.hub.add(conn)
         try:
             case = await ctx.presence.connect(conn)
         except TooManyConnections:
+            self._start_writer(conn)
             await self._refuse(
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 "too many connections for this user; close another tab",
@@ -234,6 +243,7 @@ class Socket:
         except (RedisError, OSError) as error:
             # Uncounted, the user could count as gone while connected: try again later.
             log.warning("presence_failed", conn_id=conn.id, error=str(error)[:200])
+            self._start_writer(conn)
             await self._refuse(
                 ErrorCode.UNAVAILABLE,
                 "the desk is unreachable; reconnect",
@@ -241,7 +251,10 @@ class Socket:
                 effect.ref,
             )
             return
-        conn.send(ctx.welcome(effect.claims, lang, effect.ref))
+        # The welcome is the first frame: written here, ahead of what the hub queued for this
+        # connection meanwhile, then the writer drains the outbox (one task hop less per connect).
+        await self._write_now(ctx.welcome(effect.claims, lang, effect.ref))
+        self._start_writer(conn)
         try:
             resume = {point.consultation: point for point in effect.resume}
             await self._restore(conn, resume, case)
