@@ -1,4 +1,4 @@
-"""The `chatsvc` command: serve, token, check-config.
+"""The `chatsvc` command: serve, token, check-config, simulate.
 
 Exit status: 0 success, 1 the service could not run (Redis binary missing, port taken, data
 directory in use), 2 the configuration or the command line is wrong.
@@ -16,6 +16,7 @@ from chatsvc.config import ENV_OVERRIDES, ConfigError, LoadedConfig, load_config
 from chatsvc.datadir import DataDirError
 from chatsvc.embedded_redis import EmbeddedRedisError
 from chatsvc.observability import configure_logging
+from chatsvc.simulate import command as simulate_command
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate the config file and environment overrides, then exit.",
     )
     check.add_argument("--config", metavar="PATH", help=_CONFIG_HELP)
+
+    simulate_command.add_parser(commands, _CONFIG_HELP)
     return parser
 
 
@@ -90,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(loaded)
     if args.command == "token":
         return _token(loaded, args)
+    if args.command == "simulate":
+        return simulate_command.run(loaded, args)
     return _serve(loaded)
 
 
