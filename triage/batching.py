@@ -22,6 +22,7 @@ What it keeps:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -51,7 +52,12 @@ class ScriptBatcher:
         if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append((name, keys, args, future))
-        return await future
+        started = time.perf_counter()
+        try:
+            return await future
+        finally:
+            if self._scripts.observer is not None:
+                self._scripts.observer(name, time.perf_counter() - started)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []

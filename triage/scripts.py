@@ -7,7 +7,8 @@ Redis restart has emptied the script cache (NOSCRIPT), loads the script and send
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from importlib import resources
 
 from redis.asyncio import Redis
@@ -50,6 +51,9 @@ class Scripts:
 
     def __init__(self, client: Redis) -> None:
         self._client = client
+        # Told each call's script name and how long its caller waited (seconds): the gateway
+        # feeds its latency histogram with it. Never raises into the call.
+        self.observer: Callable[[str, float], None] | None = None
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(loadable_source(name)) for name in script_names()
         }
@@ -71,12 +75,16 @@ class Scripts:
         """
         script = self._scripts[name]
         target = self._client if client is None else client
+        started = time.perf_counter()
         try:
             return await target.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             # Redis restarted (or SCRIPT FLUSH): its cache is empty; load and send it again.
             script.sha = await target.script_load(script.script)
             return await target.evalsha(script.sha, len(keys), *keys, *args)
+        finally:
+            if self.observer is not None:
+                self.observer(name, time.perf_counter() - started)
 
     async def load(self, name: str) -> None:
         """SCRIPT LOAD one script (after Redis lost its cache)."""

@@ -8,17 +8,20 @@ access matrix and audit as the WebSocket commands. Errors are JSON: {"error": {c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
 
 import msgspec
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 
 from chatsvc import tokens
 from chatsvc.gateway.keys import COMMANDS, CONTEXT, SETTINGS
 from chatsvc.gateway.supervision import figures_frame
+from chatsvc.gateway.telemetry import exposition
 from chatsvc.protocol.access import Action
 from chatsvc.protocol.errors import ErrorCode, ProtocolError
 from chatsvc.tokens import Claims, Role
@@ -146,4 +149,17 @@ async def desk_metrics(request: web.Request) -> web.Response:
         body=msgspec.json.encode(frame),
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
+    )
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """`GET /metrics`: this process's Prometheus series and the desk's gauges (telemetry.py).
+    Unauthenticated, like most exporters: keep it off the public listener (operations.md)."""
+    ctx = request.app[CONTEXT]
+    desk = None
+    with contextlib.suppress(RedisError, OSError, TriageError):
+        desk = await ctx.supervision.metrics()
+    return web.Response(
+        body=exposition(ctx.telemetry, desk),
+        headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
     )

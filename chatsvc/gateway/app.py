@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from chatsvc.gateway.api import create_session, desk_metrics, transcript
+from chatsvc.gateway.api import create_session, desk_metrics, prometheus_metrics, transcript
 from chatsvc.gateway.commands import Commands
 from chatsvc.gateway.connections import Connections
 from chatsvc.gateway.context import GatewayContext
@@ -45,6 +45,9 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[REDIS_LINK] = link
     ctx = GatewayContext(config=config, link=link)
+    ctx.hub.telemetry = ctx.telemetry
+    ctx.telemetry.watch(ctx.hub)
+    link.scripts.observer = ctx.telemetry.redis_call
     ctx.fanout = Fanout(ctx.hub, link)
     ctx.queue_watch = QueueWatch(ctx)
     ctx.presence = GatewayPresence(ctx.hub, link, config.limits.max_connections_per_user)
@@ -89,4 +92,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/session", create_session)
     app.router.add_get("/api/consultations/{consultation}/transcript", transcript)
     app.router.add_get("/api/metrics", desk_metrics)
+    app.router.add_get("/metrics", prometheus_metrics)
     return app

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from chatsvc.config import Config
 from chatsvc.gateway.hub import Hub
 from chatsvc.gateway.redis_link import RedisLink
+from chatsvc.gateway.telemetry import Telemetry
 from chatsvc.gateway.views import consultation_view
 from chatsvc.protocol import frames as f
 from chatsvc.tokens import Claims, Role
@@ -45,6 +46,7 @@ class GatewayContext:
     config: Config
     link: RedisLink
     hub: Hub = field(default_factory=Hub)
+    telemetry: Telemetry = field(default_factory=Telemetry)
     fanout: Fanout = field(init=False)
     queue_watch: QueueWatch = field(init=False)
     presence: GatewayPresence = field(init=False)

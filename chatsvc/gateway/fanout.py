@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Iterable
 
 import structlog
 from redis.asyncio.client import PubSub
@@ -179,6 +181,14 @@ class Fanout:
                         break
                     follow.seq = entry.seq
         if page.entries:
+            before = self._delivered.get(consultation)
+            fresh = (
+                page.entries
+                if before is None or before.epoch != page.epoch
+                else [e for e in page.entries if e.seq > before.seq]
+            )
+            if before is not None:  # a first read here is a resume or a follow, not delivery
+                self._observe_delivery(fresh)
             self._delivered[consultation] = Position(page.epoch, page.entries[-1].seq)
         more = bool(page.entries) and page.entries[-1].seq < page.last_seq
         return again or more
@@ -236,7 +246,17 @@ class Fanout:
             if conn.send(frame):
                 conn.follows[consultation].seq = notice.seq
         self._delivered[consultation] = Position(notice.epoch, notice.seq)
+        self._observe_delivery((entry,))
         return True
+
+    def _observe_delivery(self, entries: Iterable[Entry]) -> None:
+        """Delivery latency: from the desk storing each message (its clock) to now (ours)."""
+        telemetry = self._hub.telemetry
+        if telemetry is None:
+            return
+        now_ms = time.time() * 1000
+        for entry in entries:
+            telemetry.delivery.observe(max(0.0, now_ms - entry.ts_ms) / 1000)
 
     def notice(self, consultation: str, position: Position) -> None:
         """A hint: pump unless this gateway has delivered that far already."""

@@ -14,14 +14,18 @@ import contextlib
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 
 from chatsvc.protocol.codec import Encoding, encode
 from chatsvc.protocol.errors import CloseCode
-from chatsvc.protocol.frames import Outbound
+from chatsvc.protocol.frames import Error, Outbound
 from chatsvc.tokens import Claims, Role
+
+if TYPE_CHECKING:
+    from chatsvc.gateway.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +77,7 @@ class Conn:
     # When the writer's current send started (loop time), None between sends: the watchdog's
     # measure of a peer that takes nothing.
     sending_since: float | None = None
+    telemetry: Telemetry | None = None  # set by the hub: frames sent are counted
     outbox: asyncio.Queue[bytes | str | None] = field(
         default_factory=lambda: asyncio.Queue(OUTBOX_FRAMES)
     )
@@ -92,6 +97,11 @@ class Conn:
         """Queue a frame; False (and the connection is being closed) when the outbox is full."""
         if self.closing:
             return False
+        if self.telemetry is not None:
+            self.telemetry.sent(
+                frame.__struct_config__.tag,  # type: ignore[arg-type]
+                frame.code.value if isinstance(frame, Error) else None,
+            )
         payload = encode(frame, self.encoding)
         try:
             self.outbox.put_nowait(payload.decode() if self.encoding is Encoding.JSON else payload)
@@ -162,10 +172,12 @@ class Conn:
 
 class Hub:
     def __init__(self) -> None:
+        self.telemetry: Telemetry | None = None
         self._by_user: dict[str, set[Conn]] = {}
         self._followers: dict[str, set[Conn]] = {}
 
     def add(self, conn: Conn) -> None:
+        conn.telemetry = self.telemetry
         self._by_user.setdefault(conn.user_id, set()).add(conn)
 
     def remove(self, conn: Conn) -> list[str]:

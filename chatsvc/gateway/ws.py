@@ -27,6 +27,7 @@ from chatsvc.gateway.commands import Commands
 from chatsvc.gateway.context import GatewayContext
 from chatsvc.gateway.hub import SEND_TIMEOUT_S, Conn
 from chatsvc.gateway.keys import COMMANDS, CONNECTIONS, CONTEXT, SETTINGS
+from chatsvc.gateway.telemetry import INVALID_FRAME, Telemetry
 from chatsvc.protocol import frames as f
 from chatsvc.protocol.access import Action
 from chatsvc.protocol.codec import SUBPROTOCOLS, Encoding, decode, encode
@@ -163,7 +164,12 @@ class Socket:
                 self.log(logging.INFO, "ws_error", error=type(ws.exception()).__name__)
                 return
             effects = _effects_for(
-                message.type, message.data, session, self._encoding, max_frame_bytes
+                message.type,
+                message.data,
+                session,
+                self._encoding,
+                max_frame_bytes,
+                self._ctx.telemetry,
             )
             if not await self._carry_out(effects):
                 return
@@ -376,24 +382,31 @@ class Socket:
 
 
 def _effects_for(
-    kind: WSMsgType, data: str | bytes, session: Session, encoding: Encoding, max_frame_bytes: int
+    kind: WSMsgType,
+    data: str | bytes,
+    session: Session,
+    encoding: Encoding,
+    max_frame_bytes: int,
+    telemetry: Telemetry,
 ) -> list[Effect]:
     now = time.time()
     expected = WSMsgType.TEXT if encoding is Encoding.JSON else WSMsgType.BINARY
+    try:
+        frame = _readable_frame(kind, data, encoding, expected, max_frame_bytes)
+    except ProtocolError as error:
+        telemetry.received(INVALID_FRAME)
+        return session.reject(error, now)
+    telemetry.received(frame.__struct_config__.tag)  # type: ignore[arg-type]
+    return session.receive(frame, now)
+
+
+def _readable_frame(
+    kind: WSMsgType, data: str | bytes, encoding: Encoding, expected: WSMsgType, max_bytes: int
+) -> f.Inbound:
+    """The frame, or ProtocolError saying why it cannot be read."""
     if kind is not expected:
         wanted = "text" if expected is WSMsgType.TEXT else "binary"
-        return session.reject(
-            ProtocolError(ErrorCode.BAD_FRAME, f"this connection takes {wanted} frames"), now
-        )
-    if len(data) > max_frame_bytes:
-        return session.reject(
-            ProtocolError(
-                ErrorCode.FRAME_TOO_LARGE, f"frames are limited to {max_frame_bytes} bytes"
-            ),
-            now,
-        )
-    try:
-        frame = decode(data, encoding)
-    except ProtocolError as error:
-        return session.reject(error, now)
-    return session.receive(frame, now)
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"this connection takes {wanted} frames")
+    if len(data) > max_bytes:
+        raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"frames are limited to {max_bytes} bytes")
+    return decode(data, encoding)
