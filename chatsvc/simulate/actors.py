@@ -300,7 +300,8 @@ class Doctor:
             plan.capacity,
         )
         self.client = ChatClient(setting.ws_url, token)
-        self.cases: dict[str, asyncio.Task[None]] = {}
+        self.cases: dict[str, asyncio.Task[None]] = {}  # the open ones
+        self.offers_seen: set[str] = set()
         self.freed = asyncio.Event()
         self.done_taking = asyncio.Event()  # takes no more patients; its cases may go on
 
@@ -374,8 +375,9 @@ class Doctor:
         while True:
             offer = await self.client.next(f.Offered, timeout=RUN_LIMIT_S)
             cid = offer.consultation.id
-            if cid in self.cases:
+            if cid in self.offers_seen:
                 continue  # state frames may repeat
+            self.offers_seen.add(cid)
             response = self.rng.expovariate(1 / self.plan.response_s) if self.plan.response_s else 0
             if not await pause(response, drained):
                 return
@@ -391,13 +393,19 @@ class Doctor:
         s.journal.started(view.id, view.department, self.plan.user_id, s.now())
         task = asyncio.ensure_future(guarded(s.journal, lambda: self._treat(view)))
         self.cases[view.id] = task
-        task.add_done_callback(lambda _task: self.freed.set())
+        task.add_done_callback(lambda _task: self._close_case(view.id))
+
+    def _close_case(self, consultation: str) -> None:
+        self.cases.pop(consultation, None)
+        self.freed.set()
 
     async def _treat(self, view: f.ConsultationView) -> None:
         s, cid = self.setting, view.id
         patient = s.journal.by_user.get(view.patient)
-        turns = patient.plan.messages if patient else 1
-        replies = patient.plan.reply_s if patient else (0.0,)
+        if patient is None:
+            await self._end(cid, Outcome.FOREIGN)
+            return
+        turns, replies = patient.plan.messages, patient.plan.reply_s
         done = 0
         try:
             for turn in range(1, turns + 1):
@@ -413,12 +421,12 @@ class Doctor:
                     break
                 done = turn
         finally:
-            await self._end(cid, done == turns)
+            await self._end(cid, Outcome.COMPLETED if done == turns else Outcome.CUT_SHORT)
 
-    async def _end(self, cid: str, complete: bool) -> None:
+    async def _end(self, cid: str, outcome: Outcome) -> None:
         s = self.setting
         try:
-            await self.client.end(cid, SUMMARY if complete else CUT_SUMMARY)
+            await self.client.end(cid, SUMMARY if outcome is Outcome.COMPLETED else CUT_SUMMARY)
         except ChatError as error:
             s.journal.error(error.code)
             s.journal.ended(cid, Outcome.FAILED, s.now())
@@ -427,5 +435,5 @@ class Doctor:
             s.journal.error("connection")
             s.journal.ended(cid, Outcome.FAILED, s.now())
             return
-        s.journal.ended(cid, Outcome.COMPLETED if complete else Outcome.CUT_SHORT, s.now())
+        s.journal.ended(cid, outcome, s.now())
         self.client.threads.pop(cid, None)  # its resume point is of no more use

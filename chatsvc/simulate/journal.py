@@ -20,6 +20,9 @@ class Outcome(StrEnum):
     COMPLETED = "completed"  # the doctor ended it after the planned messages
     CUT_SHORT = "cut_short"  # the drain time ran out first: the doctor ended it then
     FAILED = "failed"  # the doctor's end was refused or lost (counted under errors too)
+    # The patient is not one of this run's (left in the queue by an earlier run, or a real
+    # one): the doctor ended it at once rather than wait for messages that never come.
+    FOREIGN = "foreign"
 
 
 @dataclass

@@ -60,6 +60,7 @@ class Counts:
     completed: int  # ended by the doctor after every planned message
     cut_short: int  # ended by the doctor when the drain ran out (or the other side went quiet)
     end_failed: int  # the doctor's end was refused or lost
+    foreign: int  # patients not of this run (an earlier run's, a real one): ended at once
     abandoned: int  # left the queue after their patience ran out
     still_waiting: int  # in the queue when the run ended
     messages_sent: int  # acknowledged by the desk (both sides)
@@ -70,7 +71,7 @@ class Counts:
 class DepartmentCounts:
     joined: int
     served: int
-    ended: int  # completed + cut short
+    ended: int  # completed, cut short or foreign
     abandoned: int
     still_waiting: int
 
@@ -121,6 +122,7 @@ def build_report(journal: Journal) -> Report:
         completed=outcomes.count(Outcome.COMPLETED),
         cut_short=outcomes.count(Outcome.CUT_SHORT),
         end_failed=outcomes.count(Outcome.FAILED),
+        foreign=outcomes.count(Outcome.FOREIGN),
         abandoned=abandoned,
         still_waiting=sum(1 for p in patients if p.still_waiting),
         messages_sent=len(journal.messages),
@@ -150,7 +152,7 @@ def _by_department(journal: Journal) -> dict[str, DepartmentCounts]:
         result[name] = DepartmentCounts(
             joined=sum(1 for p in mine if p.joined_s is not None),
             served=len(cases),
-            ended=sum(1 for c in cases if c.outcome in (Outcome.COMPLETED, Outcome.CUT_SHORT)),
+            ended=sum(1 for c in cases if c.outcome not in (None, Outcome.FAILED)),
             abandoned=sum(1 for p in mine if p.left_s is not None),
             still_waiting=sum(1 for p in mine if p.still_waiting),
         )
@@ -230,7 +232,7 @@ def render_text(report: Report) -> str:
         f"chatsvc simulate: {report.duration_s:g} s of arrivals, {report.elapsed_s:g} s in all",
         f"  patients     arrived {c.arrived}, joined {c.joined} ({c.red_flagged} red-flagged)",
         f"  served       {c.served} consultations started: {c.completed} completed, "
-        f"{c.cut_short} cut short, {c.end_failed} failed to end",
+        f"{c.cut_short} cut short, {c.end_failed} failed to end, {c.foreign} not this run's",
         f"  abandoned    {c.abandoned} (rate {_pct(report.abandonment_rate)}), "
         f"still waiting at the end {c.still_waiting}",
         f"  waits        {_spread(report.wait_s, 's')}",

@@ -70,6 +70,8 @@ async def test_report_counts_equal_the_desks_counters_and_transcripts(desk: Desk
     assert counts.served == counts.completed + counts.cut_short
     assert counts.served + counts.abandoned + counts.still_waiting == counts.joined
     assert counts.served > 0 and counts.abandoned > 0
+    # A doctor takes patient after patient, not only as many as they hold at once.
+    assert report.by_department["general"].served > scenario.doctors * scenario.capacity
     assert 0 < counts.messages_delivered <= counts.messages_sent
     assert counts.red_flagged == sum(1 for p in journal.patients if p.plan.red_flag)
     assert report.wait_s.count == counts.served
