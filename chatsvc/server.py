@@ -9,6 +9,7 @@ release the lock → exit 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Coroutine
@@ -27,6 +28,11 @@ from chatsvc.gateway.settings import Settings
 log = structlog.get_logger("chatsvc.server")
 
 EMBEDDED_REDIS_DIR = "redis"
+# Allocations between young-generation collections (CPython's default is 700): a gateway
+# allocates a few hundred objects per frame, so the default collects many times a second.
+GC_YOUNG_THRESHOLD = 50_000
+# Young collections per middle one, and middle ones per full one (default 10 each).
+GC_OLDER_THRESHOLD = 20
 
 
 def token_secret_for(loaded: LoadedConfig) -> str:
@@ -96,6 +102,7 @@ async def _serve(settings: Settings, embedded: bool, loaded: LoadedConfig) -> No
                 f"cannot listen on {server.host}:{server.port}: {error.strerror}"
             ) from None
         port = runner.addresses[0][1]
+        _tune_garbage_collection()
         log.info(
             "chatsvc_listening",
             url=f"http://{_url_host(server.host)}:{port}",
@@ -108,6 +115,17 @@ async def _serve(settings: Settings, embedded: bool, loaded: LoadedConfig) -> No
         log.info("chatsvc_stopping", signal=received[0] if received else None)
     finally:
         await runner.cleanup()
+
+
+def _tune_garbage_collection() -> None:
+    """Everything built to start (modules, config, the app) lives as long as the process: move
+    it out of the collector's sight, and collect the young generation less often. A gateway
+    holding thousands of sockets makes little cyclic garbage, but with the default thresholds
+    the collector walked its whole heap again and again as connections arrived: up to a fifth
+    of its CPU and pauses of hundreds of milliseconds."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, GC_OLDER_THRESHOLD, GC_OLDER_THRESHOLD)
 
 
 def _url_host(host: str) -> str:

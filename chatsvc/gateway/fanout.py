@@ -326,7 +326,8 @@ class Fanout:
         while True:
             stop_if_cancelled()
             await self._link.wait_ready()
-            pubsub = self._link.client.pubsub(ignore_subscribe_messages=True)
+            # Subscription confirmations are wanted: each one kicks a pump (see _listen).
+            pubsub = self._link.client.pubsub()
             try:
                 # Subscribe to something first: redis-py's listener needs a subscription.
                 await pubsub.subscribe(keys.transcript_channel("-"))
@@ -380,9 +381,17 @@ class Fanout:
             # message; the watchdog above stands in for it.
             message = await pubsub.get_message(timeout=None)
             heard[0] = loop.time()
-            if message is None or message.get("type") != "message":
+            if message is None:
                 continue
-            self._on_message(message["channel"], message["data"])
+            kind = message.get("type")
+            if kind == "message":
+                self._on_message(message["channel"], message["data"])
+            elif kind == "subscribe":
+                # From now on no hint is missed: a pump now delivers whatever was published
+                # before (the kick at follow may have read before the subscription existed).
+                consultation = _consultation_of(message["channel"])
+                if consultation and self._hub.followers(consultation):
+                    self.kick(consultation)
 
     def _on_message(self, channel: str, data: str) -> None:
         consultation = _consultation_of(channel)
