@@ -123,6 +123,9 @@ class ChatClient:
         self._welcomed = False
         self._background: set[asyncio.Task[None]] = set()
         self._resuming: asyncio.Task[None] | None = None
+        # Called with (consultation, entry) for each message the moment its frame is read (live
+        # or fetched): for an application that times or counts arrivals itself.
+        self.on_message: Callable[[str, f.MessageEntry], None] | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -306,11 +309,15 @@ class ChatClient:
                 self.duplicates += 1
             thread.epoch = frame.epoch
             thread.messages[frame.entry.seq] = frame.entry
+            if self.on_message is not None:
+                self.on_message(frame.consultation, frame.entry)
         elif isinstance(frame, f.Messages):
             thread = self.threads.setdefault(frame.consultation, Thread())
             thread.epoch = frame.epoch
             for entry in frame.entries:
                 thread.messages.setdefault(entry.seq, entry)
+                if self.on_message is not None:
+                    self.on_message(frame.consultation, entry)
         elif isinstance(frame, f.Reset):
             # The server sends again every message it still holds, from the first.
             self.threads[frame.consultation] = Thread(epoch=frame.epoch)

@@ -139,6 +139,17 @@ def prune(client: ChatClient, *also: type[f.Frame]) -> None:
     client.inbox.extend(kept)
 
 
+def count_arrivals(client: ChatClient, sender_role: str, setting: Setting) -> None:
+    """Record each message of `sender_role` when its frame reaches this client (not when the
+    actor next looks), so delivery latency is the wire's, not the actor's pauses."""
+
+    def arrived(consultation: str, entry: f.MessageEntry) -> None:
+        if entry.role == sender_role:
+            setting.journal.delivered(consultation, entry.client_msg_id, setting.now())
+
+    client.on_message = arrived
+
+
 def mark_delivered(
     client: ChatClient, consultation: str, sender_role: str, setting: Setting
 ) -> None:
@@ -156,13 +167,17 @@ async def send(
     client: ChatClient, consultation: str, client_msg_id: str, text: str, role: str, s: Setting
 ) -> bool:
     """Send one message and record it; False (and the error counted) when it was refused."""
-    sent_s = s.now()
+    # Recorded before it goes: the other side may hold it before this side has its ack.
+    s.journal.sent(consultation, client_msg_id, role, s.now())
     try:
         await client.send(consultation, text, client_msg_id=client_msg_id)
     except ChatError as error:
+        s.journal.unsent(consultation, client_msg_id)
         s.journal.error(error.code)
         return False
-    s.journal.sent(consultation, client_msg_id, role, sent_s, s.now())
+    except BaseException:
+        s.journal.unsent(consultation, client_msg_id)
+        raise
     return True
 
 
@@ -185,6 +200,7 @@ async def run_patient(plan: PatientPlan, setting: Setting) -> None:
     user_id = f"sim-{setting.run_id}-p{plan.index}"
     record = setting.journal.add_patient(plan, user_id)
     client = ChatClient(setting.ws_url, setting.token(tokens.Role.PATIENT, user_id))
+    count_arrivals(client, "doctor", setting)
 
     async def work() -> None:
         await client.connect()
@@ -300,6 +316,7 @@ class Doctor:
             plan.capacity,
         )
         self.client = ChatClient(setting.ws_url, token)
+        count_arrivals(self.client, "patient", setting)
         self.cases: dict[str, asyncio.Task[None]] = {}  # the open ones
         self.offers_seen: set[str] = set()
         self.freed = asyncio.Event()

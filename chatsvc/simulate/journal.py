@@ -50,7 +50,6 @@ class PatientRecord:
 class MessageRecord:
     role: str  # the sender's: "patient" or "doctor"
     sent_s: float  # when the send was made
-    acked_s: float
     delivered_s: float | None = None  # when the other side held it
 
 
@@ -81,10 +80,12 @@ class Journal:
         self.by_user[user_id] = record
         return record
 
-    def sent(
-        self, consultation: str, client_msg_id: str, role: str, sent_s: float, now: float
-    ) -> None:
-        self.messages[(consultation, client_msg_id)] = MessageRecord(role, sent_s, now)
+    def sent(self, consultation: str, client_msg_id: str, role: str, sent_s: float) -> None:
+        self.messages[(consultation, client_msg_id)] = MessageRecord(role, sent_s)
+
+    def unsent(self, consultation: str, client_msg_id: str) -> None:
+        """The send was refused (or failed): it is not counted as sent."""
+        self.messages.pop((consultation, client_msg_id), None)
 
     def delivered(self, consultation: str, client_msg_id: str, now: float) -> None:
         """The other side holds the message now (the first time counts)."""

@@ -57,12 +57,12 @@ def journal_of_four() -> Journal:
     journal.started("c2", "psych", "d1", 22.0)
     journal.ended("c1", Outcome.COMPLETED, 15.0)
     journal.ended("c2", Outcome.CUT_SHORT, 65.0)
-    journal.sent("c1", "p1-1", "patient", 12.0, 12.01)
+    journal.sent("c1", "p1-1", "patient", 12.0)
     journal.delivered("c1", "p1-1", 12.05)
     journal.delivered("c1", "p1-1", 13.0)  # seen again later: the first time counts
-    journal.sent("c1", "d1", "doctor", 13.0, 13.01)
+    journal.sent("c1", "d1", "doctor", 13.0)
     journal.delivered("c1", "d1", 13.25)
-    journal.sent("c2", "p2-1", "patient", 23.0, 23.01)  # never seen by the doctor
+    journal.sent("c2", "p2-1", "patient", 23.0)  # never seen by the doctor
     journal.error("in_consultation")
     journal.error("timeout")
     journal.error("in_consultation")

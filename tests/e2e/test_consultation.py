@@ -251,3 +251,19 @@ async def test_the_doctor_sees_the_patients_earlier_consultations(desk: Desk) ->
     auditor = await desk.supervisor("s1", ("general",))
     entries = {(e.user, e.action, e.consultation) for e in await auditor.list_audit()}
     assert ("d2", "patient_history", earlier.id) in entries
+
+
+async def test_the_client_tells_of_each_message_as_its_frame_is_read(desk: Desk) -> None:
+    patient = await desk.patient("p1")
+    doctor = await desk.doctor("d1")
+    await patient.join("general", "a cough")
+    case = await doctor.take_next()
+    await patient.next(f.Assigned)
+    heard: list[tuple[str, int, str]] = []
+    patient.on_message = lambda consultation, entry: heard.append(
+        (consultation, entry.seq, entry.text)
+    )
+    for n in range(3):
+        await doctor.send(case.id, f"question {n}")
+    await patient.wait_for_messages(case.id, 3)
+    assert heard == [(case.id, n + 1, f"question {n}") for n in range(3)]
