@@ -104,9 +104,9 @@ class DeskFeed:
             await handler(event)
         except (RedisError, OSError, TriageError) as error:
             # The user's next reconnect or fetch repairs what this notification would have said.
-            log.warning("desk_event_failed", event=event.type, error=str(error)[:200])
+            log.warning("desk_event_failed", event_type=event.type, error=str(error)[:200])
         except Exception:  # a bug: skip this event, never stop following the desk
-            log.exception("desk_event_crashed", event=event.type)
+            log.exception("desk_event_crashed", event_type=event.type)
 
     async def _assigned(self, event: Event) -> None:
         consultation = event.data["consultation"]

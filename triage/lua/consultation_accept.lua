@@ -23,7 +23,7 @@ if con.state ~= 'offered' or con.doctor ~= doctor_id then
   return remember(idem, idem_ttl_s, fail('not_offered', con.state or 'unknown'))
 end
 local alive_until = redis.call('HGET', dk(P, 'doctor', doctor_id), 'alive_until')
-if tonumber(alive_until or '0') <= now then
+if tonumber(alive_until or '0') <= now and not held(P, now) then
   -- The doctor's presence lapsed (not yet swept): they are never assigned, as if swept.
   lapse_doctor(P, doctor_id, now, accept_ms, id_seed)
   return remember(idem, idem_ttl_s, fail('offline', doctor_id))

@@ -17,8 +17,9 @@ local doc = redis.call('HMGET', dkey, 'status', 'alive_until')
 if doc[1] == false or doc[1] == 'offline' then
   return fail('offline', doctor_id)
 end
-if tonumber(doc[2]) <= now then
-  -- Lapsed but not yet swept: the lapse wins, exactly as if the sweep had come first.
+if tonumber(doc[2]) <= now and not held(P, now) then
+  -- Lapsed but not yet swept: the lapse wins, exactly as if the sweep had come first. (During
+  -- a hold after an outage the heartbeat renews instead: the doctor's client is evidently there.)
   lapse_doctor(P, doctor_id, now, accept_ms, id_seed)
   return fail('offline', doctor_id)
 end

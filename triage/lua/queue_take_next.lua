@@ -26,7 +26,7 @@ local status, active, capacity = doc[1], tonumber(doc[3]), tonumber(doc[4])
 if not status or status == 'offline' then
   return remember(idem, idem_ttl_s, fail('offline', doctor_id))
 end
-if tonumber(doc[2]) <= now then
+if tonumber(doc[2]) <= now and not held(P, now) then
   lapse_doctor(P, doctor_id, now, accept_ms, new_consultation_id)
   return remember(idem, idem_ttl_s, fail('offline', doctor_id))
 end

@@ -16,6 +16,14 @@ local function dk(P, ...)
   return P .. ':' .. table.concat({...}, ':')
 end
 
+-- A hold after a Redis outage (presence_hold, set by a gateway reconnecting): until the live
+-- gateways have restated who is connected, presence that ran out during the outage proves
+-- nothing. No timer fires, no gateway is reaped, and no script lapses a doctor meanwhile.
+local function held(P, now)
+  local hold = redis.call('GET', dk(P, 'presence_hold'))
+  return hold ~= false and tonumber(hold) > now
+end
+
 -- The start of every mutating desk script: the desk prefix, the time, the replay record's key
 -- and, if this request id was seen before, its first result (which the script returns as is).
 local function begin(meta_key, now_override, op, request_id)
@@ -334,7 +342,9 @@ assign_push = function(P, dept, now, accept_ms, id_seed, routing)
       break
     end
     local alive_until = tonumber(redis.call('HGET', dk(P, 'doctor', did), 'alive_until') or '0')
-    if alive_until <= now then
+    if alive_until <= now and held(P, now) then
+      break -- not known to be there, not known to be gone: offer nobody until the hold ends
+    elseif alive_until <= now then
       for _, value in ipairs(lapse_doctor(P, did, now, accept_ms, id_seed .. '-x' .. n)) do
         made[#made + 1] = value
       end

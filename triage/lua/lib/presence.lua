@@ -21,10 +21,6 @@ local function live_connections(P, user, now)
   return total
 end
 
-local function held(P, now)
-  local hold = redis.call('GET', dk(P, 'presence_hold'))
-  return hold ~= false and tonumber(hold) > now
-end
 
 -- The user's last live connection is gone. A doctor's presence now runs out after the doctor
 -- grace (then their patients are requeued, by the `presence` timer); a patient's open
