@@ -30,8 +30,8 @@ from redis.exceptions import NoScriptError
 
 from triage.scripts import Scripts
 
-# A turn rarely makes more than a few dozen calls; past this a pipeline is split, so one
-# reply set stays small and the next pipeline starts while Redis runs this one.
+# A turn rarely makes more than a few dozen calls; past this its calls go in several
+# pipelines, one after the other, so one reply set stays small.
 MAX_BATCH = 128
 
 # One call waiting to be sent: script name, keys, args, and the future its caller awaits.
@@ -61,11 +61,19 @@ class ScriptBatcher:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        loop = asyncio.get_running_loop()
+        task = asyncio.get_running_loop().create_task(self._send_in_order(pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_in_order(self, pending: list[_Call]) -> None:
+        """A long turn's calls in pipelines of at most MAX_BATCH, one after the other: the
+        calls keep their order across pipelines too."""
         for start in range(0, len(pending), MAX_BATCH):
-            task = loop.create_task(self._send(pending[start : start + MAX_BATCH]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            try:
+                await self._send(pending[start : start + MAX_BATCH])
+            except BaseException as error:  # cancelled: the calls not yet sent fail too
+                _fail(pending[start + MAX_BATCH :], error)
+                raise
 
     async def _send(self, batch: list[_Call], reloaded: bool = False) -> None:
         try:

@@ -13,6 +13,7 @@ frame whose reply it lost, with the same id, gets the first result, never a seco
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,7 @@ from chatsvc.protocol.access import (
 from chatsvc.protocol.errors import ErrorCode, ProtocolError
 from chatsvc.tokens import Claims, Role
 from triage import audit, views
-from triage.errors import Refused, UnknownConsultation
+from triage.errors import Refused, TriageError, UnknownConsultation
 from triage.models import DoctorStatus
 from triage.records import Consultation, Intake
 from triage.transcripts import (
@@ -243,7 +244,9 @@ class Commands:
             conn.send(guidance)  # at once, before anything else: it may be an emergency
         quote = await engine.position(joined.ticket_id)
         if quote.state == "waiting":  # what they are told now is what ETA accuracy checks
-            await engine.note_quote(joined.ticket_id, quote.estimate.eta_s)
+            # A figure for supervisors: never the reason a patient is not told they joined.
+            with contextlib.suppress(RedisError, OSError, TriageError):
+                await engine.note_quote(joined.ticket_id, quote.estimate.eta_s)
         for other in self._ctx.hub.conns_of(conn.user_id):
             if quote.state == "waiting":
                 other.ticket = joined.ticket_id

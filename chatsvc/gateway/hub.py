@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -78,6 +77,7 @@ class Conn:
     # measure of a peer that takes nothing.
     sending_since: float | None = None
     telemetry: Telemetry | None = None  # set by the hub: frames sent are counted
+    transport: asyncio.BaseTransport | None = None  # the TCP connection, to drop a stuck peer
     outbox: asyncio.Queue[bytes | str | None] = field(
         default_factory=lambda: asyncio.Queue(OUTBOX_FRAMES)
     )
@@ -136,7 +136,8 @@ class Conn:
                 else:
                     await self.ws.send_bytes(payload)
             except (ConnectionError, RuntimeError):
-                return  # the socket is gone: the handler notices and cleans up
+                self.closing = True  # nothing more is queued for a socket that is gone
+                return  # the handler notices and cleans up
             finally:
                 self.sending_since = None
 
@@ -149,7 +150,9 @@ class Conn:
             return False
         self.closing = True
         log.warning("ws_stuck", conn_id=self.id, waited_s=round(now - self.sending_since, 1))
-        asyncio.get_running_loop().create_task(self._close_stuck())
+        task = asyncio.get_running_loop().create_task(self._close_stuck())
+        _closing_tasks.add(task)  # held until done: a task nobody holds may be collected
+        task.add_done_callback(_closing_tasks.discard)
         return True
 
     async def _close_stuck(self) -> None:
@@ -158,16 +161,19 @@ class Conn:
                 self.ws.close(code=CloseCode.TOO_SLOW, message=b"too slow: resume"),
                 STUCK_CLOSE_WAIT_S,
             )
-        # A peer that does not even take the close frame would keep the socket (and its
-        # unsent buffer) open: shut the TCP connection down under it.
-        sock = self.ws.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        # A peer that does not take even the close frame would keep the socket (and its
+        # unsent buffer) open however it is closed: drop the TCP connection under it (after a
+        # finished close this does nothing).
+        if self.transport is not None:
+            self.transport.abort()
 
     def stop_writer(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):
             self.outbox.put_nowait(None)
+
+
+# Closes of stuck connections under way (see Conn.close_if_stuck).
+_closing_tasks: set[asyncio.Task[None]] = set()
 
 
 class Hub:

@@ -71,8 +71,10 @@ class Telemetry:
             buckets=REDIS_BUCKETS,
             registry=self.registry,
         )
+        # Children per label value, looked up once: labels() takes a lock and builds a key.
         self._received: dict[str, Counter] = {}
         self._sent: dict[str, Counter] = {}
+        self._scripts: dict[str, Histogram] = {}
 
     def received(self, frame_type: str) -> None:
         child = self._received.get(frame_type)
@@ -89,7 +91,10 @@ class Telemetry:
             self.errors.labels(error_code).inc()
 
     def redis_call(self, script: str, seconds: float) -> None:
-        self.redis_calls.labels(script).observe(seconds)
+        child = self._scripts.get(script)
+        if child is None:
+            child = self._scripts[script] = self.redis_calls.labels(script)
+        child.observe(seconds)
 
     def watch(self, hub: Hub) -> None:
         self.registry.register(_ConnectionsCollector(hub))

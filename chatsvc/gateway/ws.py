@@ -102,7 +102,15 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         ),
     )
     connections.add(ws)
-    socket = Socket(request.app[CONTEXT], request.app[COMMANDS], ws, session, encoding, conn_id)
+    socket = Socket(
+        request.app[CONTEXT],
+        request.app[COMMANDS],
+        ws,
+        session,
+        encoding,
+        conn_id,
+        request.transport,
+    )
     # One info line per connection, `ws_closed`, at its end: at a thousand connects a second,
     # a line at each step of the handshake cost more CPU than the handshake's own work.
     socket.log(logging.DEBUG, "ws_open")
@@ -130,7 +138,9 @@ class Socket:
         session: Session,
         encoding: Encoding,
         conn_id: str,
+        transport: asyncio.BaseTransport | None = None,
     ) -> None:
+        self._transport = transport
         self._ctx = ctx
         self._commands = commands
         self._ws = ws
@@ -233,6 +243,7 @@ class Socket:
         # Kept as asked: each text picks the closest language it is configured in.
         lang = effect.lang.lower() or "en"
         conn = Conn(self._conn_id, self._ws, self._encoding, effect.claims, lang=lang)
+        conn.transport = self._transport
         self.conn = conn
         ctx.hub.add(conn)
         try:

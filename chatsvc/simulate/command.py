@@ -45,6 +45,12 @@ def add_parser(commands: Any, config_help: str) -> None:
     p.add_argument("--config", metavar="PATH", help="the running service's " + config_help)
     p.add_argument("--url", default=d.url, help="the service")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --url")
+    p.add_argument(
+        "--allow-busy-desk",
+        action="store_true",
+        help="run even when patients wait or are being seen (simulated doctors take and end "
+        "them): never on a desk that serves real patients",
+    )
     p.add_argument("--secret", help="the service's token secret (default: from its config)")
     seconds = {
         "--duration": (d.duration_s, f"seconds of arrivals (at most {MAX_DURATION_S:g})"),
@@ -142,7 +148,14 @@ def run(loaded: LoadedConfig, args: argparse.Namespace) -> int:
     progress = None if args.quiet else ProgressLine(scenario.duration_s)
     try:
         journal = asyncio.run(
-            simulate(scenario, secret, red_flags_of(loaded), progress, args.allow_remote)
+            simulate(
+                scenario,
+                secret,
+                red_flags_of(loaded),
+                progress,
+                args.allow_remote,
+                args.allow_busy_desk,
+            )
         )
     except SetupError as error:
         print(f"chatsvc simulate: {error}", file=sys.stderr)

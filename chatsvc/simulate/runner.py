@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 import random
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -105,12 +105,41 @@ async def desk_departments(setting: Setting) -> dict[str, str]:
 _SECRET_HINT = "pass the running service's --config, or its secret with --secret"
 
 
+async def refuse_a_busy_desk(url: str, setting: Setting, departments: Sequence[str]) -> None:
+    """Simulated doctors take the head of the real queues and end whatever they are given:
+    refuse a desk where anyone waits or is being seen (a rehearsal wants its own desk)."""
+    token = setting.token(tokens.Role.SUPERVISOR, f"sim-{setting.run_id}-supervisor")
+    timeout = aiohttp.ClientTimeout(total=READY_TIMEOUT_S)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.get(f"{url.rstrip('/')}/api/metrics", headers=headers) as answer:
+                if answer.status != 200:
+                    raise SetupError(f"/api/metrics answered {answer.status}: {_SECRET_HINT}")
+                figures = await answer.json()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise SetupError(f"cannot read {url}/api/metrics: {error}") from None
+    busy = {
+        row["department"]: (row["waiting"], row["active_consultations"])
+        for row in figures["departments"]
+        if row["department"] in departments and (row["waiting"] or row["active_consultations"])
+    }
+    if busy:
+        listed = ", ".join(f"{d} ({w} waiting, {a} in consultation)" for d, (w, a) in busy.items())
+        raise SetupError(
+            f"the desk is busy: {listed}. Its simulated doctors would take those patients. "
+            "Rehearse on a desk of its own (a patient left by an earlier run leaves the queue "
+            "after [triage] patient_grace_s), or pass --allow-busy-desk"
+        )
+
+
 async def simulate(
     scenario: Scenario,
     secret: str,
     red_flags: Mapping[str, tuple[str, ...]],
     progress: Progress | None = None,
     allow_remote: bool = False,
+    allow_busy_desk: bool = False,
 ) -> Journal:
     """Play `scenario` against the service at `scenario.url`; the journal of what happened."""
     if not allow_remote and not is_loopback(scenario.url):
@@ -126,6 +155,8 @@ async def simulate(
     unknown = sorted(set(scenario.department_ids) - set(routing))
     if unknown:
         raise SetupError(f"the desk has no department {', '.join(unknown)}")
+    if not allow_busy_desk:
+        await refuse_a_busy_desk(scenario.url, setting, scenario.department_ids)
     plans = plan_patients(scenario, red_flags, random.Random(scenario.seed))
     doctors = [
         Doctor(

@@ -8,6 +8,7 @@ import pytest
 
 from chatsvc.config import Config, department_red_flags
 from chatsvc.gateway.keys import REDIS_LINK
+from chatsvc.protocol import frames as f
 from chatsvc.simulate.report import build_report
 from chatsvc.simulate.runner import SetupError, simulate
 from chatsvc.simulate.scenario import IntRange, Scenario
@@ -92,3 +93,12 @@ async def test_a_wrong_secret_is_a_setup_failure(desk: Desk) -> None:
     scenario = Scenario(url=http_url(desk))
     with pytest.raises(SetupError, match="refused a signed token"):
         await simulate(scenario, "another-secret-" + "y" * 32, RED_FLAGS)
+
+
+async def test_a_desk_with_patients_waiting_is_refused(desk: Desk) -> None:
+    real = await desk.patient("p-real")
+    await real.join("general", "a real patient, not a rehearsal")
+    scenario = Scenario(url=http_url(desk), departments=(("general", 1.0),))
+    with pytest.raises(SetupError, match=r"busy: general \(1 waiting, 0 in consultation\)"):
+        await simulate(scenario, TEST_SECRET, RED_FLAGS)
+    assert isinstance(await real.leave(), f.Left)  # still waiting: nobody took them

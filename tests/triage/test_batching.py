@@ -26,13 +26,15 @@ async def evalsha_calls(redis: Redis) -> int:
 async def test_calls_of_one_turn_keep_their_order_and_each_gets_its_reply(redis: Redis) -> None:
     transcripts = Transcripts(redis, Scripts(redis), max_body_chars=100)
     await transcripts.open("c1", PARTICIPANTS)
-    # Made in one turn (gather starts every coroutine before any awaits Redis): one batch.
+    # Made in one turn (gather starts every coroutine before any awaits Redis): one batch,
+    # more than one pipeline holds.
+    count = 2 * MAX_BATCH + 7
     stored = await asyncio.gather(
-        *(transcripts.append("c1", "p1", f"m{n}", "text", f"message {n}") for n in range(50))
+        *(transcripts.append("c1", "p1", f"m{n}", "text", f"message {n}") for n in range(count))
     )
-    assert [s.seq for s in stored] == list(range(1, 51))
-    entries = (await transcripts.read("c1")).entries
-    assert [e.client_msg_id for e in entries] == [f"m{n}" for n in range(50)]
+    assert [s.seq for s in stored] == list(range(1, count + 1))
+    entries = (await transcripts.read("c1", limit=count)).entries
+    assert [e.client_msg_id for e in entries] == [f"m{n}" for n in range(count)]
 
 
 async def test_a_refused_call_fails_alone(redis: Redis) -> None:

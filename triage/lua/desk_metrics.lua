@@ -41,7 +41,9 @@ end
 
 local function listed(key, from)
   local out = {}
-  local hits = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, alert_limit)
+  -- The newest first: after alert_limit of them, supervisors must still see the latest.
+  local hits = redis.call('ZREVRANGEBYSCORE', key, '+inf', from, 'WITHSCORES', 'LIMIT', 0,
+    alert_limit)
   for i = 1, #hits, 2 do
     out[#out + 1] = {ticket = hits[i], at_ms = tonumber(hits[i + 1])}
   end
