@@ -10,6 +10,7 @@ from triage import errors, events, keys
 from triage.engine import Engine, ManualClock
 from triage.models import ConsultationState, DoctorStatus, TicketState
 from triage.presence import Change, Counted, Presence
+from triage.records import Intake
 from triage.views import OpenCase
 
 LEASE_S = 10
@@ -277,3 +278,21 @@ async def test_a_doctor_away_in_the_grace_is_offered_no_new_patient(
     assert await redis.zrange(keys.available("psych"), 0, -1) == ["d1"]
     await engine.assign("psych")
     assert await engine.waiting("psych") == ()  # offered once the doctor is back
+
+
+async def test_during_a_hold_push_routing_passes_over_a_doctor_whose_presence_ran_out(
+    presence: Presence, engine: Engine, on_duty: OnDuty, join: Join, clock: ManualClock
+) -> None:
+    await on_duty("d1", ("psych",), capacity=3)  # ranked first: on duty first, same load
+    clock.advance(1)
+    await on_duty("d2", ("psych",), capacity=3)
+    clock.advance(RULES.presence_ttl_s - 0.5)  # an outage: d1's presence ran out, d2's not
+    await engine.heartbeat("d2")
+    await presence.hold(5)
+    joined = await engine.enqueue("p1", "psych", intake_for_psych(), clock.now_ms)
+    assert [offer.doctor_id for offer in joined.offers] == ["d2"]
+    assert (await engine.doctor("d1")).status is DoctorStatus.AVAILABLE  # not lapsed meanwhile
+
+
+def intake_for_psych() -> Intake:
+    return Intake(symptoms="low mood", age_band="30-39", duration="1w")

@@ -97,6 +97,10 @@ local function record_abandon(P, dept, tid, now, urgency, red_flags)
   end
 end
 
+-- Push routing looks this far down the available set for a doctor to offer a patient: past
+-- the one who transferred the case, and (during a hold) past doctors whose presence ran out.
+local PUSH_CANDIDATES = 8
+
 -- A doctor's score in `available:<dept>`.
 local function available_score(active, last_assigned)
   return active * LOAD_WEIGHT + last_assigned
@@ -333,21 +337,31 @@ assign_push = function(P, dept, now, accept_ms, id_seed, routing)
     if head_cid and head_cid ~= '' then
       excluded = redis.call('HGET', dk(P, 'consultation', head_cid), 'transferred_by')
     end
-    local best = redis.call('ZRANGE', dk(P, 'available', dept), 0, 1)
-    local did = best[1]
-    if did ~= nil and did == excluded then
-      did = best[2]
+    -- The best-ranked doctor whose presence runs, skipping the one excluded; one whose
+    -- presence ran out is lapsed here (as the sweep would) unless a hold after an outage is
+    -- on, when it is passed over: not known to be there, not known to be gone.
+    local hold = held(P, now)
+    local did, lapsed = nil, nil
+    local candidates = redis.call('ZRANGE', dk(P, 'available', dept), 0, PUSH_CANDIDATES - 1)
+    for _, candidate in ipairs(candidates) do
+      if candidate ~= excluded then
+        local alive_until = tonumber(
+          redis.call('HGET', dk(P, 'doctor', candidate), 'alive_until') or '0')
+        if alive_until > now then
+          did = candidate
+          break
+        elseif not hold then
+          lapsed = candidate
+          break
+        end
+      end
     end
-    if did == nil then
-      break
-    end
-    local alive_until = tonumber(redis.call('HGET', dk(P, 'doctor', did), 'alive_until') or '0')
-    if alive_until <= now and held(P, now) then
-      break -- not known to be there, not known to be gone: offer nobody until the hold ends
-    elseif alive_until <= now then
-      for _, value in ipairs(lapse_doctor(P, did, now, accept_ms, id_seed .. '-x' .. n)) do
+    if lapsed ~= nil then
+      for _, value in ipairs(lapse_doctor(P, lapsed, now, accept_ms, id_seed .. '-x' .. n)) do
         made[#made + 1] = value
       end
+    elseif did == nil then
+      break
     else
       n = n + 1
       local cid = bind_ticket(P, head[1], did, 'offered', id_seed .. '-' .. n, now, now + accept_ms)
