@@ -104,9 +104,11 @@ class GatewayPresence:
                         await self._count(batch)
                 except (RedisError, OSError, TriageError) as error:
                     _settle(batch, error)
-                except Exception as error:  # a bug: these connections are refused, not hung
+                except Exception:  # a bug: these connections are refused, not hung
                     log.exception("presence_flush_crashed")
-                    _settle(batch, error)
+                    # As a failed count: each opening is told the desk is unreachable (1013,
+                    # the client retries), not handed an exception its handler cannot place.
+                    _settle(batch, ConnectionError("presence could not be counted"))
         except asyncio.CancelledError:  # nobody is left waiting for an answer
             _settle(batch + self._pending, ConnectionError("gateway stopping"))
             self._pending = []
