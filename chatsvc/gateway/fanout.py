@@ -410,24 +410,18 @@ class Fanout:
             if notice.entry is None or not self.deliver_notice(consultation, notice):
                 self.notice(consultation, Position(notice.epoch, notice.seq))
         elif isinstance(notice, Typing):
-            for conn in self._hub.followers(consultation):
-                if conn.role.value != notice.role:
-                    conn.send(
-                        f.TypingNotice(
-                            consultation=consultation,
-                            role=notice.role,  # type: ignore[arg-type]
-                        )
-                    )
+            # The role was written by transcript scripts from our own roles.
+            typing = f.TypingNotice(consultation=consultation, role=notice.role)  # type: ignore[arg-type]
+            self._to_other_side(consultation, notice.role, typing)
         elif isinstance(notice, ReadMark):
-            for conn in self._hub.followers(consultation):
-                if conn.role.value != notice.role:
-                    conn.send(
-                        f.ReadReceipt(
-                            consultation=consultation,
-                            role=notice.role,  # type: ignore[arg-type]
-                            seq=notice.seq,
-                        )
-                    )
+            read = f.ReadReceipt(consultation=consultation, role=notice.role, seq=notice.seq)  # type: ignore[arg-type]
+            self._to_other_side(consultation, notice.role, read)
+
+    def _to_other_side(self, consultation: str, role: str, frame: f.Outbound) -> None:
+        """An ephemeral notice (typing, a read mark) for the followers of the other role."""
+        for conn in self._hub.followers(consultation):
+            if conn.role.value != role:
+                conn.send(frame)
 
 
 class _DeafSubscription(Exception):
