@@ -137,6 +137,13 @@ class MetricsConfig(_Section):
     red_flag_alert_s: PositiveInt = 120
 
 
+class WebConfig(_Section):
+    # Sites (scheme://host[:port]) whose pages may embed the patient widget: its panel is an
+    # iframe from the gateway's own origin, framed only by these (CSP frame-ancestors) and by
+    # the gateway's own pages (/demo). Empty: only the gateway's own pages.
+    embed_origins: tuple[str, ...] = ()
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -187,6 +194,7 @@ class Config(_Section):
     triage: TriageConfig = TriageConfig()
     desk: DeskConfig = DeskConfig()
     metrics: MetricsConfig = MetricsConfig()
+    web: WebConfig = WebConfig()
     log: LogConfig = LogConfig()
     departments: tuple[Department, ...] = DEFAULT_DEPARTMENTS
 
@@ -258,11 +266,14 @@ def _check_rules(config: Config, source: str) -> None:
             f"{source}: auth.token_secret: must be at least {MIN_TOKEN_SECRET_CHARS} characters"
             " (or empty, to have one generated in the data directory)"
         )
-    for origin in config.server.allowed_origins:
-        if not ORIGIN_PATTERN.fullmatch(origin):
-            raise ConfigError(
-                f"{source}: server.allowed_origins: {origin!r} is not scheme://host[:port]"
-            )
+    origin_lists = (
+        ("server.allowed_origins", config.server.allowed_origins),
+        ("web.embed_origins", config.web.embed_origins),
+    )
+    for key, origins in origin_lists:
+        for origin in origins:
+            if not ORIGIN_PATTERN.fullmatch(origin):
+                raise ConfigError(f"{source}: {key}: {origin!r} is not scheme://host[:port]")
     if "en" not in config.desk.notice:
         raise ConfigError(f'{source}: desk.notice: an English ("en") text is required')
     for index, department in enumerate(config.departments):

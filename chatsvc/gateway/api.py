@@ -80,6 +80,28 @@ async def create_session(request: web.Request) -> web.Response:
     )
 
 
+async def renew_session(request: web.Request) -> web.Response:
+    """`POST /api/session/renew`: a fresh token for the patient of a still valid one, so a guest
+    keeps their identity (and their consultation) past `[auth] token_ttl_s`. Staff sign in
+    again instead: a stolen staff token must not renew itself for ever."""
+    claims = _bearer(request)
+    if claims.role is not Role.PATIENT:
+        return error_response(403, ErrorCode.FORBIDDEN, "only patient sessions are renewed")
+    settings = request.app[SETTINGS]
+    ttl = settings.config.auth.token_ttl_s
+    now = time.time()
+    token = tokens.issue(settings.token_secret, Role.PATIENT, claims.user_id, now, ttl)
+    return web.json_response(
+        {
+            "token": token,
+            "user_id": claims.user_id,
+            "role": "patient",
+            "expires_at": int(now) + ttl,
+        },
+        status=201,
+    )
+
+
 def _bearer(request: web.Request) -> Claims:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -14,7 +14,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from chatsvc.gateway.api import create_session, desk_metrics, prometheus_metrics, transcript
+from chatsvc.gateway.api import (
+    create_session,
+    desk_metrics,
+    prometheus_metrics,
+    renew_session,
+    transcript,
+)
 from chatsvc.gateway.commands import Commands
 from chatsvc.gateway.connections import Connections
 from chatsvc.gateway.context import GatewayContext
@@ -23,6 +29,7 @@ from chatsvc.gateway.desk_feed import DeskFeed
 from chatsvc.gateway.fanout import Fanout
 from chatsvc.gateway.health import healthz, readyz
 from chatsvc.gateway.keys import COMMANDS, CONNECTIONS, CONTEXT, REDIS_LINK, SETTINGS
+from chatsvc.gateway.pages import Pages
 from chatsvc.gateway.presence import GatewayPresence
 from chatsvc.gateway.queue_watch import QueueWatch
 from chatsvc.gateway.redis_link import RedisLink
@@ -90,7 +97,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_post("/api/session", create_session)
+    app.router.add_post("/api/session/renew", renew_session)
     app.router.add_get("/api/consultations/{consultation}/transcript", transcript)
     app.router.add_get("/api/metrics", desk_metrics)
     app.router.add_get("/metrics", prometheus_metrics)
+    Pages(settings.config.web.embed_origins).add_routes(app.router)
     return app

@@ -1,0 +1,1 @@
+// Doctor console — chatsvc: not built yet.

@@ -1,0 +1,1 @@
+// Online consultation: not built yet.

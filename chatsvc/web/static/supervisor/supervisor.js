@@ -1,0 +1,1 @@
+// Supervisor dashboard — chatsvc: not built yet.
