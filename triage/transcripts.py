@@ -1,9 +1,9 @@
 """A consultation's transcript: one Redis Stream, numbered by an epoch and a gapless seq.
 
 This module owns the transcript keys of `keys.py` (`transcript_*`, tagged `{c:<id>}` so one
-script touches one slot) and the three scripts that change them: `transcript_open`,
-`transcript_append`, `transcript_mark_read` and `transcript_close`. Reads are plain commands
-in one MULTI.
+script touches one slot) and the scripts that change them: `transcript_open`,
+`transcript_append`, `transcript_mark_read`, `transcript_mark_delivered` and `transcript_close`.
+Reads are plain commands in one MULTI.
 
 The position model (after centrifuge's epoch + offset): every message gets seq 1, 2, 3, ... with
 no gap, so a reader can tell it missed something; the epoch changes whenever the numbering can no
@@ -11,8 +11,9 @@ longer be trusted (the meta hash or the stream was lost and re-created), and a r
 old epoch or a position no longer held is told so by an exception, never served a silent gap.
 Pub/sub carries only hints, parsed by `parse_notice`: "<epoch>:<seq>:<entry JSON>" for a new
 message (the entry spares a reader already at seq - 1 a read; the stream is the truth),
-"t:<role>" for typing (ephemeral, never stored) and "r:<role>:<seq>" for a read mark (stored in
-the meta as `r:<user>`).
+"t:<role>" for typing (ephemeral, never stored), "r:<role>:<seq>" for a read mark (stored in
+the meta as `r:<user>`) and "d:<role>:<seq>" for a delivery mark (`d:<user>`; a read mark
+implies delivery, so a rising read mark raises it too, without a "d:" notice of its own).
 
 It must never log or raise with message bodies in the text: ids and lengths only.
 
@@ -237,7 +238,24 @@ class ReadMark:
     seq: int
 
 
-Notice = NewMessage | Typing | ReadMark
+@dataclass(frozen=True)
+class DeliveredMark:
+    role: str
+    seq: int
+
+
+Notice = NewMessage | Typing | ReadMark | DeliveredMark
+# The head of a mark notice -> its type.
+_MARK_NOTICES: dict[str, type[ReadMark | DeliveredMark]] = {"r": ReadMark, "d": DeliveredMark}
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Per role, the highest seq any participant of that role has marked read, and the highest
+    they have marked delivered (never below their read mark: what was read was delivered)."""
+
+    read: dict[str, int]
+    delivered: dict[str, int]
 
 
 def parse_notice(payload: str) -> Notice | None:
@@ -245,9 +263,9 @@ def parse_notice(payload: str) -> Notice | None:
     head, _, rest = payload.partition(":")
     if head == "t" and rest:
         return Typing(role=rest)
-    if head == "r":
+    if (mark := _MARK_NOTICES.get(head)) is not None:
         role, _, seq = rest.partition(":")
-        return ReadMark(role=role, seq=int(seq)) if seq.isdigit() else None
+        return mark(role=role, seq=int(seq)) if seq.isdigit() else None
     seq, _, body = rest.partition(":")
     if head and seq.isdigit():
         return NewMessage(epoch=head, seq=int(seq), entry=_entry_of_notice(int(seq), body))
@@ -365,15 +383,24 @@ class Transcripts:
         )
 
     async def mark_read(self, consultation_id: str, user_id: str, seq: int) -> int:
-        """Record that `user_id` has read up to `seq` (never lowering an earlier mark) and
-        announce a raised mark on the channel. Returns the user's read mark after the call.
+        """Record that `user_id` has read up to `seq` (never lowering an earlier mark; a seq
+        past the last message counts as the last) and announce a raised mark on the channel.
+        Their delivery mark rises with it. Returns the user's read mark after the call.
         Raises TranscriptNotOpen or NotParticipant."""
+        return await self._mark("transcript_mark_read", consultation_id, user_id, seq)
+
+    async def mark_delivered(self, consultation_id: str, user_id: str, seq: int) -> int:
+        """Record that `user_id` has received up to `seq`, as `mark_read` does for reading: the
+        mark never goes down (nor below the read mark), a seq past the last message counts as
+        the last, a raised mark is announced. Returns the user's delivery mark after the call.
+        Raises TranscriptNotOpen or NotParticipant."""
+        return await self._mark("transcript_mark_delivered", consultation_id, user_id, seq)
+
+    async def _mark(self, script: str, consultation_id: str, user_id: str, seq: int) -> int:
         if seq < 0:
             raise ValueError("seq must be 0 or more")
         reply = await self._run(
-            "transcript_mark_read",
-            consultation_id,
-            [keys.transcript_channel(consultation_id), user_id, str(seq)],
+            script, consultation_id, [keys.transcript_channel(consultation_id), user_id, str(seq)]
         )
         return int(reply[1])
 
@@ -413,13 +440,19 @@ class Transcripts:
             if epoch is not None
         }
 
-    async def read_marks(self, consultation_id: str) -> dict[str, int]:
-        """Each participant's role -> the highest seq any user of that role has read."""
+    async def marks(self, consultation_id: str) -> Marks:
+        """Each participant role's read and delivery marks (roles without a mark left out)."""
         meta = await self._client.hgetall(keys.transcript_meta(consultation_id))
-        marks: dict[str, int] = {}
+        marks = Marks(read={}, delivered={})
         for field, value in meta.items():
-            if field.startswith("r:") and (role := meta.get("p:" + field[2:])):
-                marks[role] = max(marks.get(role, 0), int(value))
+            head, _, user = field.partition(":")
+            if head not in _MARK_NOTICES or not (role := meta.get("p:" + user)):
+                continue
+            seq = int(value)
+            if head == "r":
+                marks.read[role] = max(marks.read.get(role, 0), seq)
+            # A read mark counts as delivery too (a meta from before delivery marks has no d:).
+            marks.delivered[role] = max(marks.delivered.get(role, 0), seq)
         return marks
 
     async def close(self, consultation_id: str, retention_s: int) -> Position:

@@ -58,5 +58,5 @@ async def consultation_view(
         summary=consultation.summary,
         epoch=position.epoch if position else "",
         last_seq=position.seq if position else 0,
-        read=await transcripts.read_marks(consultation.id) if position else {},
+        read=(await transcripts.marks(consultation.id)).read if position else {},
     )

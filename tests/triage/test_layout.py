@@ -63,6 +63,7 @@ async def test_every_script_call_touches_one_slot(
     await transcripts.open(again.consultation_id, {"p1": "patient", "d2": "doctor"})
     await transcripts.append(again.consultation_id, "p1", "m1", "text", "hello")
     await transcripts.mark_read(again.consultation_id, "d2", 1)
+    await transcripts.mark_delivered(again.consultation_id, "p1", 1)
     await transcripts.close(again.consultation_id, 60)
     await engine.end("d2", again.consultation_id, "")
     await engine.fire_timers()

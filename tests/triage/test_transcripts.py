@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -14,12 +15,14 @@ from redis.cluster import key_slot
 from triage import keys
 from triage.scripts import Scripts, script_names
 from triage.transcripts import (
+    DeliveredMark,
     EpochChanged,
     InvalidMessage,
     MessageTooLong,
     NotParticipant,
     PositionAhead,
     PositionExpired,
+    ReadMark,
     ResetRequired,
     RoleConflict,
     TranscriptClosed,
@@ -463,7 +466,13 @@ async def test_timestamps_come_from_redis_time_without_a_test_clock(redis: Redis
 
 
 def test_transcript_scripts_exist_and_their_keys_share_one_slot() -> None:
-    names = {"transcript_open", "transcript_append", "transcript_close"}
+    names = {
+        "transcript_open",
+        "transcript_append",
+        "transcript_mark_read",
+        "transcript_mark_delivered",
+        "transcript_close",
+    }
     assert names <= set(script_names())
     for cid in ("c-1", "长-2", "x" * 64):
         slots = {key_slot(key.encode()) for key in transcript_keys(cid)}
@@ -477,3 +486,115 @@ def test_a_notice_without_or_with_a_broken_entry_is_still_a_hint() -> None:
     assert (bare.epoch, bare.seq, bare.entry) == ("123", 7, None)  # type: ignore[union-attr]
     assert (broken.seq, broken.entry) == (8, None)  # type: ignore[union-attr]
     assert parse_notice("t:doctor") is not None and parse_notice("nonsense") is None
+
+
+# Read and delivery marks
+
+
+async def _mark_notices(pubsub: PubSub) -> list[str]:
+    """The mark notices published so far ("r:…" and "d:…"), waiting briefly for stragglers."""
+    seen: list[str] = []
+    while message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2):
+        if str(message["data"])[:2] in ("r:", "d:"):
+            seen.append(str(message["data"]))
+    return seen
+
+
+@pytest.fixture
+async def channel(redis: Redis) -> AsyncIterator[PubSub]:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.transcript_channel(CID))
+    confirmation = await pubsub.get_message(timeout=5.0)
+    assert confirmation is not None and confirmation["type"] == "subscribe"
+    try:
+        yield pubsub
+    finally:
+        await pubsub.aclose()
+
+
+async def test_a_delivery_mark_never_goes_down_and_is_announced_only_when_it_rises(
+    transcripts: Transcripts, channel: PubSub
+) -> None:
+    await transcripts.open(CID, PARTICIPANTS)
+    await send(transcripts, 5)
+
+    assert await transcripts.mark_delivered(CID, DOCTOR, 3) == 3
+    assert await transcripts.mark_delivered(CID, DOCTOR, 2) == 3  # lower: nothing changes
+    assert await transcripts.mark_delivered(CID, DOCTOR, 3) == 3  # the same: nothing changes
+    assert await transcripts.mark_delivered(CID, DOCTOR, 4) == 4
+
+    assert await _mark_notices(channel) == ["d:doctor:3", "d:doctor:4"]
+    marks = await transcripts.marks(CID)
+    assert (marks.read, marks.delivered) == ({}, {"doctor": 4})
+
+
+async def test_marks_past_the_last_message_count_as_the_last(
+    transcripts: Transcripts, channel: PubSub
+) -> None:
+    await transcripts.open(CID, PARTICIPANTS)
+    await send(transcripts, 2)
+
+    assert await transcripts.mark_delivered(CID, DOCTOR, 99) == 2
+    assert await transcripts.mark_read(CID, PATIENT, 50) == 2
+    await send(transcripts, 3)  # m1 and m2 again (duplicates), then seq 3
+    assert await transcripts.mark_delivered(CID, DOCTOR, 99) == 3
+
+    assert await _mark_notices(channel) == ["d:doctor:2", "r:patient:2", "d:doctor:3"]
+    marks = await transcripts.marks(CID)
+    assert (marks.read, marks.delivered) == ({"patient": 2}, {"doctor": 3, "patient": 2})
+
+
+async def test_a_rising_read_mark_raises_the_delivery_mark_with_it(
+    transcripts: Transcripts, channel: PubSub
+) -> None:
+    await transcripts.open(CID, PARTICIPANTS)
+    await send(transcripts, 6)
+    await transcripts.mark_delivered(CID, DOCTOR, 2)
+
+    assert await transcripts.mark_read(CID, DOCTOR, 4) == 4
+    # Delivery at or below the read mark is already known: nothing changes, nobody is told.
+    assert await transcripts.mark_delivered(CID, DOCTOR, 3) == 4
+    assert await transcripts.mark_delivered(CID, DOCTOR, 4) == 4
+    assert await transcripts.mark_delivered(CID, DOCTOR, 6) == 6
+    assert await transcripts.mark_read(CID, DOCTOR, 5) == 5  # below delivery: it stays at 6
+    assert await transcripts.mark_read(CID, DOCTOR, 3) == 5  # lower: nothing changes
+
+    # The read notice stands for the delivery it raised: no "d:doctor:4" of its own.
+    assert await _mark_notices(channel) == ["d:doctor:2", "r:doctor:4", "d:doctor:6", "r:doctor:5"]
+    marks = await transcripts.marks(CID)
+    assert (marks.read, marks.delivered) == ({"doctor": 5}, {"doctor": 6})
+
+
+async def test_a_read_mark_without_a_delivery_mark_counts_as_delivery(
+    transcripts: Transcripts, redis: Redis
+) -> None:
+    # A transcript marked read before delivery marks existed holds `r:<user>` alone.
+    await transcripts.open(CID, PARTICIPANTS)
+    await send(transcripts, 3)
+    await redis.hset(keys.transcript_meta(CID), f"r:{PATIENT}", 2)
+
+    assert (await transcripts.marks(CID)).delivered == {"patient": 2}
+    assert await transcripts.mark_delivered(CID, PATIENT, 1) == 2
+    assert await transcripts.mark_delivered(CID, PATIENT, 3) == 3
+
+
+async def test_marks_are_refused_before_open_and_for_non_participants(
+    transcripts: Transcripts,
+) -> None:
+    with pytest.raises(TranscriptNotOpen):
+        await transcripts.mark_delivered(CID, PATIENT, 1)
+    await transcripts.open(CID, PARTICIPANTS)
+    with pytest.raises(NotParticipant):
+        await transcripts.mark_delivered(CID, "stranger", 1)
+    with pytest.raises(NotParticipant):
+        await transcripts.mark_read(CID, "stranger", 1)
+    with pytest.raises(ValueError):
+        await transcripts.mark_delivered(CID, PATIENT, -1)
+    marks = await transcripts.marks(CID)
+    assert (marks.read, marks.delivered) == ({}, {})
+
+
+def test_mark_notices_parse_by_their_head() -> None:
+    assert parse_notice("d:patient:7") == DeliveredMark(role="patient", seq=7)
+    assert parse_notice("r:doctor:2") == ReadMark(role="doctor", seq=2)
+    assert parse_notice("d:patient:") is None and parse_notice("d:patient:x") is None

@@ -4,7 +4,10 @@
 -- {'err', 'not_participant', user} when the user is not a `p:<user>` of the meta. A seq past
 -- the last message is cut to the last message. The meta's `r:<user>` only ever grows: a mark at
 -- or below it changes nothing. When it grows, PUBLISHes "r:<role>:<seq>" on the channel (the
--- other side shows the receipt). Returns {'ok', read_seq, raised (0|1)}.
+-- other side shows the receipt). What was read was delivered: a read mark that grows past the
+-- delivery mark `d:<user>` (see transcript_mark_delivered) raises it to the same seq, with no
+-- notice of its own (the read receipt says as much). Returns {'ok', read_seq, raised (0|1)}.
+-- The rules live in lib/transcript.lua (raise_mark), shared with transcript_mark_delivered.
 local meta_key = KEYS[1]
 local stream_key = KEYS[2] -- unused: the transcript scripts share one KEYS list
 local dedup_key = KEYS[3] -- unused: as above
@@ -13,20 +16,4 @@ local channel = ARGV[2]
 local user = ARGV[3]
 local seq = tonumber(ARGV[4])
 
-local stored = redis.call('HMGET', meta_key, 'epoch', 'seq', 'p:' .. user, 'r:' .. user)
-local epoch, last_seq, role, read_seq = stored[1], tonumber(stored[2]), stored[3], tonumber(stored[4] or '0')
-if not epoch then
-  return fail('not_open')
-end
-if not role then
-  return fail('not_participant', user)
-end
-if seq > last_seq then
-  seq = last_seq
-end
-if seq <= read_seq then
-  return {'ok', read_seq, 0}
-end
-redis.call('HSET', meta_key, 'r:' .. user, seq)
-redis.call('PUBLISH', channel, 'r:' .. role .. ':' .. seq)
-return {'ok', seq, 1}
+return raise_mark(meta_key, channel, user, 'r', seq)
