@@ -1,5 +1,6 @@
 # The two commands of the README, and a few more for developers.
-#   make run    start chatsvc at http://127.0.0.1:8080 (embedded Redis, data in ./data)
+#   make run    start chatsvc at http://127.0.0.1:8080 with demo staff (embedded Redis, data in
+#               ./data); it prints sign-in links for the doctor console and the dashboard
 #   make test   run the whole test suite
 # Each makes .venv with Python 3.11+ and installs what it needs the first time.
 
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/chatsvc serve $(ARGS)
+	$(BIN)/chatsvc serve --demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

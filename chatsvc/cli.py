@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the gateway. Stops cleanly on SIGTERM or Ctrl-C.",
     )
     serve.add_argument("--config", metavar="PATH", help=_CONFIG_HELP)
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="print sign-in links for demo doctors and a supervisor beside the /demo page",
+    )
 
     token = commands.add_parser(
         "token",
@@ -95,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(loaded, args)
     if args.command == "simulate":
         return simulate_command.run(loaded, args)
-    return _serve(loaded)
+    return _serve(loaded, demo=args.demo)
 
 
 def _check_config(loaded: LoadedConfig) -> int:
@@ -147,12 +152,12 @@ def _token(loaded: LoadedConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(loaded: LoadedConfig) -> int:
+def _serve(loaded: LoadedConfig, demo: bool) -> int:
     from chatsvc import server
 
     configure_logging(loaded.config.log.level, loaded.config.log.format)
     try:
-        return server.run(loaded)
+        return server.run(loaded, demo=demo)
     except (DataDirError, EmbeddedRedisError, server.ServeError) as error:
         return server.fail(str(error))
     except KeyboardInterrupt:  # Ctrl-C while the embedded Redis was still starting

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from chatsvc.config import LoadedConfig
 from chatsvc.datadir import DataDirLock, load_or_create_token_secret
+from chatsvc.demo import demo_links, format_links
 from chatsvc.embedded_redis import EmbeddedRedis
 from chatsvc.gateway.app import create_app
 from chatsvc.gateway.redis_link import redact_url
@@ -39,7 +41,7 @@ def token_secret_for(loaded: LoadedConfig) -> str:
     return loaded.config.auth.token_secret or load_or_create_token_secret(loaded.data_dir)
 
 
-def run(loaded: LoadedConfig) -> int:
+def run(loaded: LoadedConfig, demo: bool = False) -> int:
     """Serve until SIGTERM or SIGINT; the return value is the process exit status."""
     config = loaded.config
     lock = DataDirLock(loaded.data_dir)
@@ -55,7 +57,7 @@ def run(loaded: LoadedConfig) -> int:
             embedded.start()
             redis_url = embedded.url
         settings = Settings(config=config, redis_url=redis_url, token_secret=secret)
-        _run_loop(_serve(settings, embedded is not None, loaded))
+        _run_loop(_serve(settings, embedded is not None, loaded, demo))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -73,7 +75,7 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-async def _serve(settings: Settings, embedded: bool, loaded: LoadedConfig) -> None:
+async def _serve(settings: Settings, embedded: bool, loaded: LoadedConfig, demo: bool) -> None:
     server = settings.config.server
     stop = asyncio.Event()
     received: list[str] = []
@@ -111,6 +113,10 @@ async def _serve(settings: Settings, embedded: bool, loaded: LoadedConfig) -> No
             config=loaded.source,
             data_dir=str(loaded.data_dir),
         )
+        if demo:  # on stdout, not in the log: the links carry tokens, which are never logged
+            base_url = f"http://{_url_host(server.host)}:{port}"
+            links = demo_links(base_url, settings.token_secret, settings.config, time.time())
+            print(format_links(links), flush=True)
         await stop.wait()
         log.info("chatsvc_stopping", signal=received[0] if received else None)
     finally:

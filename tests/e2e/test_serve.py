@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from chatsvc import tokens
 from chatsvc.embedded_redis import EmbeddedRedis
 from tests.conftest import REDIS_BINARY, write_config
 from tests.support.process import GatewayProcess
@@ -227,3 +230,30 @@ async def test_a_missing_redis_binary_says_how_to_get_one(tmp_path: Path) -> Non
     status, _, err = await _run_cli("serve", "--config", str(config))
     assert status == 1
     assert "/nonexistent/redis-server" in err and "not an executable" in err
+
+
+async def test_demo_prints_working_sign_in_links_and_plain_serve_prints_none(
+    tmp_path: Path, spawn_gateway: Spawn
+) -> None:
+    config = write_config(tmp_path)
+    demo = await GatewayProcess(config).start("serve", "--demo", "--config", str(config))
+    try:
+        url = await demo.listening_url()
+        await demo.wait_event("redis_ready")
+        demo.send_signal(signal.SIGTERM)
+        assert await demo.wait_exit() == 0
+        printed = await demo.stdout()
+    finally:
+        await demo.kill()
+    assert f"{url}/demo" in printed.split()
+    secret = (tmp_path / "data" / "token_secret").read_text().strip()
+    staff = re.findall(rf"{re.escape(url)}/(doctor|supervisor)#token=(\S+)", printed)
+    roles = sorted(tokens.verify(secret, token, time.time()).role.value for _, token in staff)
+    assert roles == ["doctor", "doctor", "supervisor"]
+    assert "token=" not in demo.output, "a token reached the log"
+
+    plain = await spawn_gateway(config)
+    await plain.listening_url()
+    plain.send_signal(signal.SIGTERM)
+    assert await plain.wait_exit() == 0
+    assert "token=" not in await plain.stdout()
