@@ -45,6 +45,7 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 SHOW_TIMEOUT_MS = 15_000
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
