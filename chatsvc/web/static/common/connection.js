@@ -119,17 +119,15 @@ export class Connection extends EventTarget {
     return this.state === "open";
   }
 
-  // A command with a reply: resolves with the reply frame, rejects with a ChatError.
+  // A command with a reply: resolves with the reply frame, rejects with a ChatError. The timeout
+  // runs only while a socket is open: a command made during a drop waits for the reconnection,
+  // then gets the whole timeout to be answered.
   request(frame, { timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
     const id = frame.id || `${this._idPrefix}-${this._nextId++}`;
-    const withId = { ...frame, id };
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this._pending.delete(id);
-        reject(new ChatError("timeout", "no answer from the desk"));
-      }, timeoutMs);
-      this._pending.set(id, { frame: withId, resolve, reject, timer, tries: 0 });
-      if (this.open) this._write(withId);
+      const pending = { frame: { ...frame, id }, resolve, reject, timer: null, tries: 0, timeoutMs };
+      this._pending.set(id, pending);
+      if (this.open) this._writePending(pending);
       // else: written by _flushPending once the next socket is open
     });
   }
@@ -201,6 +199,7 @@ export class Connection extends EventTarget {
     if (socket !== this._socket) return;
     this._socket = null;
     this._stopPing();
+    this._pausePending();
     if (this._stopped) return;
     if (FATAL_CLOSES.has(event.code)) {
       this._failPending(new ChatError("closed", event.reason || "refused"));
@@ -278,7 +277,8 @@ export class Connection extends EventTarget {
     if (frame.type === "error") {
       if (frame.code === "unavailable" && pending.tries < UNAVAILABLE_RETRIES) {
         pending.tries += 1;
-        setTimeout(() => this.open && this._write(pending.frame), UNAVAILABLE_RETRY_MS);
+        clearTimeout(pending.timer);
+        setTimeout(() => this.open && this._pending.has(frame.ref) && this._writePending(pending), UNAVAILABLE_RETRY_MS);
         return true;
       }
       this._pending.delete(frame.ref);
@@ -294,8 +294,21 @@ export class Connection extends EventTarget {
     return true;
   }
 
+  _writePending(pending) {
+    clearTimeout(pending.timer);
+    pending.timer = setTimeout(() => {
+      this._pending.delete(pending.frame.id);
+      pending.reject(new ChatError("timeout", "no answer from the desk"));
+    }, pending.timeoutMs);
+    this._write(pending.frame);
+  }
+
   _flushPending() {
-    for (const pending of this._pending.values()) this._write(pending.frame);
+    for (const pending of this._pending.values()) this._writePending(pending);
+  }
+
+  _pausePending() {
+    for (const pending of this._pending.values()) clearTimeout(pending.timer);
   }
 
   _failPending(error) {
