@@ -513,6 +513,11 @@ class ChatClient:
     async def mark_read(self, consultation: str, seq: int) -> None:
         await self.send_frame(f.MarkRead(consultation=consultation, seq=seq))
 
+    async def mark_delivered(self, consultation: str, seq: int) -> None:
+        """Tell the other side that messages up to `seq` reached this client. Never sent on
+        its own: the caller decides when a message counts as received (shown, stored)."""
+        await self.send_frame(f.MarkDelivered(consultation=consultation, seq=seq))
+
     async def fetch(
         self, consultation: str, after_seq: int = 0, limit: int = 100, epoch: str | None = None
     ) -> f.Messages | f.Reset:

@@ -89,6 +89,7 @@ class Commands:
             f.Send: self._send,
             f.TypingSignal: self._typing,
             f.MarkRead: self._mark_read,
+            f.MarkDelivered: self._mark_delivered,
             f.Fetch: self._fetch,
             f.Open: self._open,
             f.ListConsultations: self._list_consultations,
@@ -452,6 +453,10 @@ class Commands:
     async def _mark_read(self, conn: Conn, frame: f.MarkRead) -> None:
         cid = await self.authorize_write(conn, frame.consultation, frame.id)
         await self._ctx.link.transcripts.mark_read(cid, conn.user_id, frame.seq)
+
+    async def _mark_delivered(self, conn: Conn, frame: f.MarkDelivered) -> None:
+        cid = await self.authorize_write(conn, frame.consultation, frame.id)
+        await self._ctx.link.transcripts.mark_delivered(cid, conn.user_id, frame.seq)
 
     async def authorize_write(self, conn: Conn, consultation: str, ref: str | None) -> str:
         """WRITE, checked once per followed consultation: while the connection follows it,

@@ -5,8 +5,8 @@ channel. This gateway subscribes to the channels of the consultations its connec
 A hint (or a connection starting to follow) kicks a pump for that consultation, which reads the
 transcript after the lowest cursor among its followers here and gives each connection, in seq
 order, exactly the entries after its own cursor. So a lost or duplicated hint costs nothing but
-a read: the transcript, not pub/sub, decides what is delivered. Typing and read-mark hints are
-ephemeral and only passed on.
+a read: the transcript, not pub/sub, decides what is delivered. Typing, read-mark and
+delivery-mark hints are ephemeral and only passed on.
 
 Pumps for one consultation never overlap (a lock per consultation; a kick during a pump makes
 it run once more), so every connection sees each seq once and in order.
@@ -30,6 +30,7 @@ from chatsvc.gateway.redis_link import RedisLink
 from chatsvc.protocol import frames as f
 from triage import keys
 from triage.transcripts import (
+    DeliveredMark,
     Entry,
     NewMessage,
     Position,
@@ -413,12 +414,14 @@ class Fanout:
             # The role was written by transcript scripts from our own roles.
             typing = f.TypingNotice(consultation=consultation, role=notice.role)  # type: ignore[arg-type]
             self._to_other_side(consultation, notice.role, typing)
-        elif isinstance(notice, ReadMark):
-            read = f.ReadReceipt(consultation=consultation, role=notice.role, seq=notice.seq)  # type: ignore[arg-type]
-            self._to_other_side(consultation, notice.role, read)
+        elif isinstance(notice, ReadMark | DeliveredMark):
+            receipt = f.ReadReceipt if isinstance(notice, ReadMark) else f.DeliveryReceipt
+            mark = receipt(consultation=consultation, role=notice.role, seq=notice.seq)  # type: ignore[arg-type]
+            self._to_other_side(consultation, notice.role, mark)
 
     def _to_other_side(self, consultation: str, role: str, frame: f.Outbound) -> None:
-        """An ephemeral notice (typing, a read mark) for the followers of the other role."""
+        """An ephemeral notice (typing, a read or delivery mark) for the followers of the other
+        role."""
         for conn in self._hub.followers(consultation):
             if conn.role.value != role:
                 conn.send(frame)

@@ -39,6 +39,7 @@ async def consultation_view(
 ) -> f.ConsultationView:
     ticket = await engine.ticket(consultation.ticket_id)
     position = await transcripts.position(consultation.id)
+    marks = await transcripts.marks(consultation.id) if position else None
     names = await views.doctor_names(
         client, [consultation.doctor_id] if consultation.doctor_id else []
     )
@@ -58,5 +59,6 @@ async def consultation_view(
         summary=consultation.summary,
         epoch=position.epoch if position else "",
         last_seq=position.seq if position else 0,
-        read=(await transcripts.marks(consultation.id)).read if position else {},
+        read=marks.read if marks else {},
+        delivered=marks.delivered if marks else {},
     )

@@ -30,7 +30,7 @@ class Relation(StrEnum):
 class Action(StrEnum):
     READ_TRANSCRIPT = "read_transcript"  # fetch, export
     READ_DETAILS = "read_details"  # intake, red flags, state (the `open` frame)
-    WRITE = "write"  # send a message, typing, read marks
+    WRITE = "write"  # send a message, typing, read and delivery marks
     END = "end"  # end with a summary (a patient's end means "I am leaving")
     TRANSFER = "transfer"
 

@@ -6,8 +6,8 @@ live here, so a frame that decodes is already within them; limits that come from
 (the longest chat message) are checked by the gateway.
 
 Names follow the wire: client frames are commands (`Send`, `TakeNext`), server frames are what
-happened (`Ack`, `Assigned`). Where both sides use one type name (`typing`, `read`), the two
-classes differ in name only.
+happened (`Ack`, `Assigned`). Where both sides use one type name (`typing`, `read`,
+`delivered`), the two classes differ in name only.
 """
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ class ConsultationView(Part):
     last_seq: int
     # Role -> the highest seq that side has marked read (the receipts shown to the other side).
     read: dict[str, int] = {}
+    # Role -> the highest seq that side has marked delivered; never below its `read` mark.
+    delivered: dict[str, int] = {}
 
 
 class MessageEntry(Part):
@@ -273,6 +275,14 @@ class MarkRead(Frame, tag="read"):
     id: FrameId = None
 
 
+class MarkDelivered(Frame, tag="delivered"):
+    """The sender's side has received every message up to `seq` (not necessarily read it)."""
+
+    consultation: Ref
+    seq: Seq
+    id: FrameId = None
+
+
 class Fetch(Frame, tag="fetch"):
     """Messages after `after_seq` (of `epoch`, when given), oldest first, at most `limit`."""
 
@@ -324,6 +334,7 @@ Inbound = (
     | Send
     | TypingSignal
     | MarkRead
+    | MarkDelivered
     | Fetch
     | Open
     | ListConsultations
@@ -506,6 +517,15 @@ class ReadReceipt(Frame, tag="read"):
     seq: int
 
 
+class DeliveryReceipt(Frame, tag="delivered"):
+    """The other side has received up to `seq`. A `read` receipt implies delivery up to its seq
+    too (no `delivered` is sent for a delivery mark that a read mark raised)."""
+
+    consultation: str
+    role: RoleName
+    seq: int
+
+
 class Messages(Frame, tag="messages"):
     """A `fetch` reply: `entries` after the asked position; `last_seq` is the newest there is."""
 
@@ -627,6 +647,7 @@ Outbound = (
     | Ack
     | TypingNotice
     | ReadReceipt
+    | DeliveryReceipt
     | Messages
     | Reset
     | Ended

@@ -31,7 +31,9 @@ TYPING_TRACKED = 64
 # Violations are counted over this window against `max_violations`.
 VIOLATION_WINDOW_S = 60.0
 
-_ANY_ROLE: frozenset[type] = frozenset({f.Renew, f.Ping, f.Send, f.TypingSignal, f.MarkRead})
+_ANY_ROLE: frozenset[type] = frozenset(
+    {f.Renew, f.Ping, f.Send, f.TypingSignal, f.MarkRead, f.MarkDelivered}
+)
 _READERS: frozenset[type] = frozenset({f.Fetch, f.Open})
 ROLE_FRAMES: dict[Role, frozenset[type]] = {
     Role.PATIENT: _ANY_ROLE | _READERS | {f.QuoteRequest, f.Join, f.Leave, f.End},

@@ -50,6 +50,7 @@ UNWATCHED = (
     f.Message,
     f.TypingNotice,
     f.ReadReceipt,
+    f.DeliveryReceipt,
     f.PeerPresence,
     f.StatusChanged,
     f.Queued,

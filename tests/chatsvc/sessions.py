@@ -52,6 +52,7 @@ SAMPLES: dict[str, f.Inbound] = {
     "send": f.Send(consultation="c1", client_msg_id="m1", text="hello", id="x-send"),
     "typing": f.TypingSignal(consultation="c1", id="x-typing"),
     "read": f.MarkRead(consultation="c1", seq=4, id="x-read"),
+    "delivered": f.MarkDelivered(consultation="c1", seq=4, id="x-delivered"),
     "fetch": f.Fetch(consultation="c1", id="x-fetch"),
     "open": f.Open(consultation="c1", id="x-open"),
     "list_consultations": f.ListConsultations(id="x-list_consultations"),

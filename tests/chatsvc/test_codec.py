@@ -22,6 +22,8 @@ from chatsvc.protocol.codec import SUBPROTOCOLS, Encoding, decode, decode_outbou
 from chatsvc.protocol.errors import ErrorCode, ProtocolError
 from chatsvc.protocol.frames import (
     PROTOCOL_VERSION,
+    ConsultationView,
+    DeliveryReceipt,
     DepartmentInfo,
     EmergencyNotice,
     End,
@@ -33,6 +35,7 @@ from chatsvc.protocol.frames import (
     IntakeForm,
     Join,
     ListAudit,
+    MarkDelivered,
     MessageEntry,
     Messages,
     Ping,
@@ -132,8 +135,8 @@ def test_outbound_frame_round_trips_through_decode_outbound(
 @pytest.mark.parametrize("cls", OUTBOUND_CLASSES, ids=tag_of)
 @given(data=st.data())
 def test_no_server_frame_decodes_as_a_client_frame(cls: type[Frame], data: st.DataObject) -> None:
-    # Three types share a name with a client frame (typing, read, patient_history): their
-    # fields still tell them apart.
+    # Four types share a name with a client frame (typing, read, delivered, patient_history):
+    # their fields still tell them apart.
     frame = data.draw(structs_of(cls))
 
     for encoding in Encoding:
@@ -258,6 +261,44 @@ def test_minimal_frames_take_their_defaults(encoding: Encoding) -> None:
     joined = read(minimal("join"))
     assert isinstance(joined, Join)
     assert joined.intake == IntakeForm(symptoms="a dry cough for a week", age_band="", duration="")
+
+
+@pytest.mark.parametrize("encoding", list(Encoding))
+def test_delivered_reads_as_a_mark_from_clients_and_a_receipt_from_the_server(
+    encoding: Encoding,
+) -> None:
+    sent = {"type": "delivered", "consultation": "c1", "seq": 7}
+    assert decode(pack(sent, encoding), encoding) == MarkDelivered(consultation="c1", seq=7)
+    receipt = {"type": "delivered", "consultation": "c1", "role": "patient", "seq": 7}
+    assert decode_outbound(pack(receipt, encoding), encoding) == DeliveryReceipt(
+        consultation="c1", role="patient", seq=7
+    )
+    assert decode_error(pack(receipt, encoding), encoding).code is ErrorCode.BAD_FRAME
+
+
+def test_a_consultation_view_without_delivery_marks_reads_as_none_delivered() -> None:
+    view = {
+        "id": "c1",
+        "department": "general",
+        "state": "active",
+        "patient": "p1",
+        "doctor": "d1",
+        "doctor_name": "Dr D1",
+        "urgency": "routine",
+        "red_flags": [],
+        "intake": None,
+        "started_ms": 1,
+        "ended_ms": None,
+        "outcome": None,
+        "summary": "",
+        "epoch": "1",
+        "last_seq": 3,
+        "read": {"doctor": 2},
+    }
+    decoded = msgspec.json.decode(json.dumps(view), type=ConsultationView)
+    assert (decoded.read, decoded.delivered) == ({"doctor": 2}, {})
+    written = json.loads(msgspec.json.encode(decoded))
+    assert written == {**view, "delivered": {}}
 
 
 def test_subprotocols_offer_json_first_then_msgpack() -> None:

@@ -166,3 +166,25 @@ def test_typing_throttle_holds_while_a_client_names_ever_new_consultations() -> 
     assert session.receive(recent, NOW + 50.0) == []  # still throttled after the clean-ups
     # Private, but the bound is the point: stale entries are dropped, not kept for ever.
     assert len(session._last_typing) <= TYPING_TRACKED
+
+
+# Read and delivery marks: plain frames under the rate limit, never throttled like typing
+
+
+def test_read_and_delivery_marks_each_take_a_token_and_are_dispatched_every_time() -> None:
+    session = open_session(
+        Role.PATIENT, "p1", limits=Limits(frames_per_second=1.0, burst=4, max_violations=100)
+    )
+    marks = [
+        f.MarkDelivered(consultation="c1", seq=1, id="d1"),
+        f.MarkDelivered(consultation="c1", seq=2, id="d2"),
+        f.MarkRead(consultation="c1", seq=2, id="r1"),
+        f.MarkDelivered(consultation="c1", seq=3, id="d3"),
+    ]
+
+    passed = [session.receive(mark, NOW) for mark in marks]
+    over = session.receive(f.MarkDelivered(consultation="c1", seq=4, id="d4"), NOW)
+
+    assert [[type(effect) for effect in effects] for effects in passed] == [[Dispatch]] * 4
+    assert [effects[0].frame for effects in passed] == marks  # type: ignore[union-attr]
+    assert_error_only(over, ErrorCode.RATE_LIMITED, "d4")

@@ -230,6 +230,33 @@ async def test_typing_and_read_receipts_reach_the_other_side(desk: Desk) -> None
     assert not [frame for frame in patient.inbox if isinstance(frame, f.ReadReceipt)]
 
 
+async def test_the_patients_delivery_marks_reach_the_doctor_and_show_in_the_view(
+    desk: Desk,
+) -> None:
+    patient = await desk.patient("p1")
+    doctor = await desk.doctor("d1")
+    await patient.join("general", "a question")
+    case = await doctor.take_next()
+    await patient.next(f.Assigned)
+    for text in ("one", "two", "three"):
+        await doctor.send(case.id, text)
+    await patient.wait_for_messages(case.id, 3)
+
+    await patient.mark_delivered(case.id, 2)
+    receipt = await doctor.next(f.DeliveryReceipt)
+    assert (receipt.consultation, receipt.role, receipt.seq) == (case.id, "patient", 2)
+    assert (await doctor.open(case.id)).delivered == {"patient": 2}
+
+    await patient.mark_delivered(case.id, 1)  # a lower mark changes nothing and tells nobody
+    await patient.mark_read(case.id, 3)  # reading raises delivery; the read receipt says so
+    read = await doctor.next(f.ReadReceipt)
+    assert (read.role, read.seq) == ("patient", 3)
+    view = await doctor.open(case.id)
+    assert (view.read, view.delivered) == ({"patient": 3}, {"patient": 3})
+    # Published on the same channel before the read receipt, any delivery receipt is here now.
+    assert not [frame for frame in doctor.inbox if isinstance(frame, f.DeliveryReceipt)]
+
+
 async def test_the_doctor_sees_the_patients_earlier_consultations(desk: Desk) -> None:
     first_doctor = await desk.doctor("d1")
     patient = await desk.patient("p1")
