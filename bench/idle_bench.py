@@ -4,15 +4,19 @@ The bench starts a fresh redis-server with chatsvc's embedded settings (`appendf
 on a unix socket in a temp dir and one `chatsvc serve` on a free loopback port using it, with
 `[limits] max_connections` above `--connections`. It raises RLIMIT_NOFILE (the gateway inherits
 it). Load processes (`--clients`, 2) each open their share of the connections, `--concurrency`
-(64) handshakes in flight per process, with a raw aiohttp client: open `/ws` (subprotocol
-`chatsvc.json`), send `hello` with a patient token signed with the gateway's secret (issued
-before the clock starts), wait for `welcome`, then keep reading so WebSocket pings are answered.
+(64) handshakes in flight per process, with a raw WebSocket client on an asyncio Protocol (not
+aiohttp's, which cost as much CPU per connect as the gateway): the upgrade to `/ws` (subprotocol
+`chatsvc.json`, Sec-WebSocket-Accept checked), then `hello` with a patient token signed with the
+gateway's secret (issued and masked before the clock starts), then `welcome` naming that
+patient, which must be the first frame; afterwards it answers the server's pings.
 
 - `connects_per_s`: connections / the time from the common start to the last `welcome`.
   `connect_p50_ms`, `connect_p99_ms`: one connection's TCP connect + upgrade + hello→welcome.
 - `kib_per_connection`: the gateway's VmRSS (/proc/<pid>/status) after every connection is
   open and 2 s of quiet, less its VmRSS before (after 50 warm-up connections came and went, so
   first-use allocations are not charged to the idle ones), over the connections.
+- `client_cpu_pct`: the load processes' own CPU over the connect phase (getrusage), in shares
+  of one core like the gateway's and Redis's; `client_cpu_pct_max` the busiest process's.
 
 Progress goes to stderr; the last line on stdout is one JSON object.
 
@@ -24,13 +28,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
-import json
+import hashlib
 import multiprocessing
 import os
 import resource
 import secrets
 import signal
+import struct
 import sys
 import tempfile
 import time
@@ -39,8 +45,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import aiohttp
 import benchkit
+import msgspec
 from benchkit import CpuWatch, percentile, rounded, say
 
 from chatsvc import tokens
@@ -73,65 +79,211 @@ class Report:
     cpu_s: float = 0.0
 
 
+# -- the load client: a raw WebSocket on an asyncio Protocol --------------------------------------
+#
+# aiohttp's client spends about as much CPU on a connect as the gateway does (the session's
+# request machinery, its header parsing, a task per reader), so with both on two cores the
+# client set the figure. This one does only what a connection needs: it writes an upgrade request
+# whose bytes are built once per process, checks the 101 (status, Sec-WebSocket-Accept of its
+# own random key, subprotocol), writes the `hello` frame masked before the clock started, parses
+# server frames (the length header and the `type` and `user_id` of text frames), answers pings,
+# and counts the connection as opened only on a `welcome` naming its own user.
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+
+
+class Frame(msgspec.Struct):
+    """The fields of a server frame the load checks; the rest are skipped, not decoded."""
+
+    type: str = ""
+    user_id: str = ""
+    code: str = ""
+
+
+FRAME = msgspec.json.Decoder(Frame)
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """One client frame (FIN set), masked with a fresh random key as RFC 6455 asks."""
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    body = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
+    return head + mask + body
+
+
+@dataclass(frozen=True)
+class Hello:
+    """What one connection sends, built before the clock starts."""
+
+    user_id: str
+    key: bytes  # Sec-WebSocket-Key
+    accept: bytes  # the Sec-WebSocket-Accept the server must answer with
+    frame: bytes  # the masked `hello` frame
+
+
+def prepare_hello(secret: str, user_id: str, now: float) -> Hello:
+    token = tokens.issue(secret, tokens.Role.PATIENT, user_id, now, TOKEN_TTL_S)
+    key = base64.b64encode(os.urandom(16))
+    accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+    hello = msgspec.json.encode({"type": "hello", "token": token})
+    return Hello(user_id, key, accept, masked_frame(OP_TEXT, hello))
+
+
+class Handshake(asyncio.Protocol):
+    """One connection: upgrade, hello, wait for welcome; afterwards answer pings, hold on."""
+
+    def __init__(self, request: tuple[bytes, bytes], hello: Hello, welcomed: asyncio.Future[None]):
+        self._request = request
+        self._hello = hello
+        self._welcomed = welcomed
+        self._buffer = b""
+        self._upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        head, tail = self._request
+        transport.write(head + self._hello.key + tail)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._buffer += data
+            if not self._upgraded and not self._read_upgrade():
+                return
+            self._read_frames()
+        except ConnectionError as error:
+            self._fail(error)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionError("closed before welcome"))
+
+    def _fail(self, error: Exception) -> None:
+        if not self._welcomed.done():
+            self._welcomed.set_exception(error)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _read_upgrade(self) -> bool:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head, self._buffer = self._buffer[:end].lower(), self._buffer[end + 4 :]
+        if not head.startswith(b"http/1.1 101 "):
+            raise ConnectionError(f"upgrade refused: {head[:40]!r}")
+        if b"\r\nsec-websocket-accept: " + self._hello.accept.lower() not in head:
+            raise ConnectionError("wrong Sec-WebSocket-Accept")
+        if b"\r\nsec-websocket-protocol: chatsvc.json" not in head:
+            raise ConnectionError("no chatsvc.json subprotocol")
+        self._upgraded = True
+        assert self.transport is not None
+        self.transport.write(self._hello.frame)
+        return True
+
+    def _read_frames(self) -> None:
+        buffer = self._buffer
+        at = 0
+        while len(buffer) - at >= 2:
+            first, second = buffer[at], buffer[at + 1]
+            if second & 0x80:
+                raise ConnectionError("the server masked a frame")
+            size, start = second & 0x7F, at + 2
+            if size == 126:
+                if len(buffer) - at < 4:
+                    break
+                size, start = struct.unpack_from("!H", buffer, at + 2)[0], at + 4
+            elif size == 127:
+                if len(buffer) - at < 10:
+                    break
+                size, start = struct.unpack_from("!Q", buffer, at + 2)[0], at + 10
+            if len(buffer) - start < size:
+                break
+            self._on_frame(first & 0x0F, buffer[start : start + size])
+            at = start + size
+        self._buffer = buffer[at:]
+
+    def _on_frame(self, opcode: int, payload: bytes) -> None:
+        assert self.transport is not None
+        if opcode == OP_PING:
+            self.transport.write(masked_frame(OP_PONG, payload))
+        elif opcode == OP_CLOSE:
+            code = struct.unpack_from("!H", payload)[0] if len(payload) >= 2 else None
+            raise ConnectionError(f"closed before welcome: {code}")
+        elif opcode == OP_TEXT and not self._welcomed.done():
+            frame = FRAME.decode(payload)
+            if frame.type == "welcome" and frame.user_id == self._hello.user_id:
+                self._welcomed.set_result(None)
+            elif frame.type == "error":
+                raise ConnectionError(f"error before welcome: {frame.code}")
+            else:  # the first frame is always welcome, for the user the token names
+                raise ConnectionError(f"first frame {frame.type!r} for {frame.user_id!r}")
+
+
 # -- the load process ----------------------------------------------------------------------------
 
 
+def upgrade_request(port: int) -> tuple[bytes, bytes]:
+    """The upgrade request's bytes before and after the Sec-WebSocket-Key value."""
+    head = (
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: chatsvc.json\r\nSec-WebSocket-Key: "
+    )
+    return head.encode(), b"\r\n\r\n"
+
+
 async def hold(
-    session: aiohttp.ClientSession, url: str, token: str, report: Report
-) -> tuple[aiohttp.ClientWebSocketResponse, asyncio.Task[None]] | None:
-    """Open one connection and say hello; None (and counted) if it was refused."""
+    port: int, request: tuple[bytes, bytes], hello: Hello, report: Report
+) -> asyncio.Transport | None:
+    """Open one connection and say hello; its transport once welcomed, else None (counted)."""
+    loop = asyncio.get_running_loop()
+    welcomed: asyncio.Future[None] = loop.create_future()
+    transport: asyncio.Transport | None = None
     started = time.monotonic()
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            ws = await session.ws_connect(url, protocols=("chatsvc.json",))
-            await ws.send_str(json.dumps({"type": "hello", "token": token}))
-            while True:
-                message = await ws.receive()
-                if message.type is not aiohttp.WSMsgType.TEXT:
-                    raise ConnectionError(f"closed before welcome: {ws.close_code}")
-                kind = json.loads(message.data).get("type")
-                if kind == "welcome":
-                    break
-                if kind == "error":
-                    raise ConnectionError(f"error before welcome: {message.data[:200]}")
-    except (aiohttp.ClientError, ConnectionError, TimeoutError, OSError) as error:
+            transport, _ = await loop.create_connection(
+                lambda: Handshake(request, hello, welcomed), "127.0.0.1", port
+            )
+            await welcomed
+    except (ConnectionError, TimeoutError, OSError, msgspec.DecodeError) as error:
         name = type(error).__name__
         report.failed[name] = report.failed.get(name, 0) + 1
+        if transport is not None:
+            transport.abort()
         return None
     report.latencies_ms.append((time.monotonic() - started) * 1000)
     report.opened += 1
-
-    async def drain() -> None:  # reading answers the server's pings
-        async for _ in ws:
-            pass
-
-    return ws, asyncio.get_running_loop().create_task(drain())
+    return transport
 
 
 async def open_all(spec: dict[str, object], pipe: Connection) -> None:
     port, count = int(spec["port"]), int(spec["count"])  # type: ignore[call-overload]
     secret, index = str(spec["secret"]), int(spec["index"])  # type: ignore[call-overload]
-    url = f"http://127.0.0.1:{port}/ws"
+    request = upgrade_request(port)
     now = time.time()
-    tokens_ = [
-        tokens.issue(secret, tokens.Role.PATIENT, f"idle{index}x{n}", now, TOKEN_TTL_S)
-        for n in range(count)
-    ]
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    held: list[tuple[aiohttp.ClientWebSocketResponse, asyncio.Task[None]]] = []
+    hellos = [prepare_hello(secret, f"idle{index}x{n}", now) for n in range(count)]
+    held: list[asyncio.Transport] = []
     report = Report()
     pipe.send(("ready", None))
     loop = asyncio.get_running_loop()
     _, t0 = await loop.run_in_executor(None, pipe.recv)
     await asyncio.sleep(max(0.0, t0 - time.monotonic()))
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    pending = iter(tokens_)
+    pending = iter(hellos)
 
     async def connector() -> None:
-        for token in pending:
-            result = await hold(session, url, token, report)
-            if result is not None:
-                held.append(result)
+        for hello in pending:
+            transport = await hold(port, request, hello, report)
+            if transport is not None:
+                held.append(transport)
 
     await asyncio.gather(*(connector() for _ in range(int(spec["concurrency"]))))  # type: ignore[call-overload]
     report.finished_at = time.monotonic()
@@ -139,9 +291,8 @@ async def open_all(spec: dict[str, object], pipe: Connection) -> None:
     report.cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     pipe.send(("done", report))
     await loop.run_in_executor(None, pipe.recv)  # "close": the parent has read the gateway
-    for _, reader in held:
-        reader.cancel()
-    await session.close()  # drops every socket at once; a graceful close of each is slow
+    for transport in held:
+        transport.abort()  # drops every socket at once; a graceful close of each is slow
 
 
 def load_process(pipe: Connection, spec: dict[str, object]) -> None:
@@ -170,16 +321,14 @@ def warm_up(port: int, secret: str) -> None:
     """A few connections come and go, so the gateway's first-use allocations happen now."""
 
     async def run() -> None:
-        now = time.time()
-        async with aiohttp.ClientSession() as session:
-            for n in range(WARMUP_CONNECTIONS):
-                token = tokens.issue(secret, tokens.Role.PATIENT, f"warm{n}", now, TOKEN_TTL_S)
-                report = Report()
-                held = await hold(session, f"http://127.0.0.1:{port}/ws", token, report)
-                if held is None:
-                    raise RuntimeError(f"warm-up connection refused: {report.failed}")
-                await held[0].close()
-                held[1].cancel()
+        request = upgrade_request(port)
+        for n in range(WARMUP_CONNECTIONS):
+            report = Report()
+            hello = prepare_hello(secret, f"warm{n}", time.time())
+            transport = await hold(port, request, hello, report)
+            if transport is None:
+                raise RuntimeError(f"warm-up connection refused: {report.failed}")
+            transport.close()
 
     asyncio.run(run())
 
