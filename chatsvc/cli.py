@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print sign-in links for demo doctors and a supervisor beside the /demo page",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N gateway processes on the one port, sharing only Redis (default 1)",
+    )
 
     token = commands.add_parser(
         "token",
@@ -100,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(loaded, args)
     if args.command == "simulate":
         return simulate_command.run(loaded, args)
-    return _serve(loaded, demo=args.demo)
+    if args.command == "serve" and args.workers < 1:
+        print("chatsvc: --workers must be at least 1", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    return _serve(loaded, demo=args.demo, workers=args.workers)
 
 
 def _check_config(loaded: LoadedConfig) -> int:
@@ -152,12 +162,12 @@ def _token(loaded: LoadedConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(loaded: LoadedConfig, demo: bool) -> int:
+def _serve(loaded: LoadedConfig, demo: bool, workers: int) -> int:
     from chatsvc import server
 
     configure_logging(loaded.config.log.level, loaded.config.log.format)
     try:
-        return server.run(loaded, demo=demo)
+        return server.run(loaded, demo=demo, workers=workers)
     except (DataDirError, EmbeddedRedisError, server.ServeError) as error:
         return server.fail(str(error))
     except KeyboardInterrupt:  # Ctrl-C while the embedded Redis was still starting

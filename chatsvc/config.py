@@ -68,6 +68,10 @@ class ServerConfig(_Section):
     # Behind a load balancer: the header it writes the client's address into (rightmost
     # value wins). Empty: the TCP peer's address. Never trusted unless named here.
     trusted_proxy_header: str = ""
+    # With `serve --workers N`: worker i also serves GET /metrics alone on this port + i, so
+    # each worker's own series can be scraped (the shared port reaches one worker at random).
+    # 0: off.
+    worker_metrics_port: Port = 0
 
 
 class RedisConfig(_Section):

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 
 from chatsvc import tokens
+from chatsvc.gateway.context import GatewayContext
 from chatsvc.gateway.keys import COMMANDS, CONTEXT, SETTINGS
 from chatsvc.gateway.supervision import figures_frame
 from chatsvc.gateway.telemetry import exposition
@@ -177,7 +178,10 @@ async def desk_metrics(request: web.Request) -> web.Response:
 async def prometheus_metrics(request: web.Request) -> web.Response:
     """`GET /metrics`: this process's Prometheus series and the desk's gauges (telemetry.py).
     Unauthenticated, like most exporters: keep it off the public listener (operations.md)."""
-    ctx = request.app[CONTEXT]
+    return await metrics_response(request.app[CONTEXT])
+
+
+async def metrics_response(ctx: GatewayContext) -> web.Response:
     desk = None
     with contextlib.suppress(RedisError, OSError, TriageError):
         desk = await ctx.supervision.metrics()
