@@ -22,19 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from chatsvc import tokens
 from chatsvc.embedded_redis import EmbeddedRedis
 from tests.conftest import REDIS_BINARY, write_config
-from tests.support.process import GatewayProcess
+from tests.support.process import GatewayProcess, pid_alive
 
 pytestmark = pytest.mark.subprocess
 Spawn = Callable[..., Awaitable[GatewayProcess]]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().split()[2] != "Z"
 
 
 async def _get(url: str) -> tuple[int, dict[str, object]]:
@@ -78,7 +69,7 @@ async def test_embedded_redis_serves_keeps_data_across_a_restart_and_stops_clean
     assert await first.wait_exit() == 0
     assert first.named("chatsvc_stopping")[0]["signal"] == "SIGTERM"
     assert first.named("chatsvc_stopped")
-    assert not _alive(redis_pid), "the embedded redis-server outlived chatsvc"
+    assert not pid_alive(redis_pid), "the embedded redis-server outlived chatsvc"
     assert "Traceback" not in first.output
 
     second = await spawn_gateway(config)
@@ -93,7 +84,7 @@ async def test_embedded_redis_serves_keeps_data_across_a_restart_and_stops_clean
 
     second.send_signal(signal.SIGINT)  # Ctrl-C stops as cleanly as SIGTERM
     assert await second.wait_exit() == 0
-    assert not _alive(int((await second.wait_event("embedded_redis_started"))["pid"]))
+    assert not pid_alive(int((await second.wait_event("embedded_redis_started"))["pid"]))
 
 
 async def test_websocket_clients_are_told_1012_on_sigterm(
@@ -222,7 +213,7 @@ async def test_a_taken_port_is_reported_and_the_embedded_redis_is_stopped(
         assert await gateway.wait_exit() == 1
     assert f"cannot listen on 127.0.0.1:{port}" in gateway.output
     redis_pid = int((await gateway.wait_event("embedded_redis_started"))["pid"])
-    assert not _alive(redis_pid)
+    assert not pid_alive(redis_pid)
 
 
 async def test_a_missing_redis_binary_says_how_to_get_one(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from chatsvc import tokens
 from chatsvc.client import ChatClient
 from chatsvc.protocol import frames as f
 from tests.conftest import write_config
-from tests.support.process import GatewayProcess
+from tests.support.process import GatewayProcess, pid_alive
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.subprocess
@@ -43,15 +43,6 @@ def two_free_ports() -> int:
                 continue
         return base
     raise RuntimeError("no two consecutive free ports")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().split()[2] != "Z"
 
 
 async def start_group(tmp_path: Path, metrics_base: int) -> GatewayProcess:
@@ -135,7 +126,7 @@ async def test_workers_share_one_port_serve_a_consultation_and_are_scraped_apart
         group.send_signal(signal.SIGTERM)
         assert await group.wait_exit() == 0
     for pid in worker_pids(group).values():
-        assert not alive(pid)
+        assert not pid_alive(pid)
 
 
 async def test_a_killed_worker_is_started_again_and_the_port_keeps_serving(
@@ -152,7 +143,7 @@ async def test_a_killed_worker_is_started_again_and_the_port_keeps_serving(
         await group.wait_event("chatsvc_listening", count=WORKERS + 1)
         after = worker_pids(group)
         assert after[0] != before[0] and after[1] == before[1]
-        assert alive(after[0])
+        assert pid_alive(after[0])
         url = str(group.named("chatsvc_listening")[0]["url"])
         async with aiohttp.ClientSession() as session:
             for _ in range(4):
@@ -162,8 +153,8 @@ async def test_a_killed_worker_is_started_again_and_the_port_keeps_serving(
         group.send_signal(signal.SIGTERM)
         assert await group.wait_exit() == 0
     redis_pid = int((await group.wait_event("embedded_redis_started"))["pid"])
-    assert not alive(redis_pid)
-    assert not any(alive(pid) for pid in worker_pids(group).values())
+    assert not pid_alive(redis_pid)
+    assert not any(pid_alive(pid) for pid in worker_pids(group).values())
 
 
 async def test_a_worker_that_cannot_start_stops_the_service_with_a_reason(
@@ -185,4 +176,4 @@ async def test_a_worker_that_cannot_start_stops_the_service_with_a_reason(
             await group.kill()
     assert "worker 1 stopped with status 1 on its start" in group.output
     assert f"cannot listen on 127.0.0.1:{metrics_base + 1}" in group.output
-    assert not any(alive(pid) for pid in worker_pids(group).values())
+    assert not any(pid_alive(pid) for pid in worker_pids(group).values())

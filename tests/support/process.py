@@ -106,3 +106,13 @@ class GatewayProcess:
             await self.process.wait()
         if self._reader is not None:
             self._reader.cancel()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process is still running (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().split()[2] != "Z"
