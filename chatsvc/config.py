@@ -84,6 +84,9 @@ class RedisConfig(_Section):
 
 class AuthConfig(_Section):
     token_secret: str = ""  # empty = generated on first start, kept in data_dir
+    # A rollover: tokens signed with these are still accepted (new ones are signed with
+    # token_secret) until they expire; then remove them.
+    previous_token_secrets: tuple[str, ...] = ()
     token_ttl_s: PositiveInt = 3600
     # POST /api/session: guest patient tokens one client address may get per minute.
     guest_sessions_per_minute: PositiveInt = 10
@@ -270,6 +273,12 @@ def _check_rules(config: Config, source: str) -> None:
             f"{source}: auth.token_secret: must be at least {MIN_TOKEN_SECRET_CHARS} characters"
             " (or empty, to have one generated in the data directory)"
         )
+    for index, previous in enumerate(config.auth.previous_token_secrets):
+        if len(previous) < MIN_TOKEN_SECRET_CHARS:
+            raise ConfigError(
+                f"{source}: auth.previous_token_secrets[{index}]: must be at least"
+                f" {MIN_TOKEN_SECRET_CHARS} characters"
+            )
     origin_lists = (
         ("server.allowed_origins", config.server.allowed_origins),
         ("web.embed_origins", config.web.embed_origins),

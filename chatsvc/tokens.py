@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
 import jwt
 import msgspec
@@ -77,6 +79,31 @@ class Claims(msgspec.Struct, frozen=True):
     capacity: int = 0  # doctors: consultations at once; 0 = the desk's [limits] default
 
 
+def _decode(secrets: tuple[str, ...], token: str) -> dict[str, Any]:
+    """The payload of a token signed with one of `secrets`, tried in order."""
+    for index, secret in enumerate(secrets):
+        try:
+            return jwt.decode(
+                token,
+                secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                # Times are judged by `verify` against the caller's `now`, not time.time().
+                options={
+                    "require": ["exp", "iat", "sub", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            if index == len(secrets) - 1:
+                raise TokenError("invalid token: Signature verification failed") from None
+        except jwt.PyJWTError as error:
+            raise TokenError(f"invalid token: {error}") from None
+    raise TokenError("invalid token: no secret to verify it with")
+
+
 class TokenError(Exception):
     """A token is malformed, wrongly signed, expired or names a bad role or user id."""
 
@@ -116,23 +143,11 @@ def issue(
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def verify(secret: str, token: str, now: float) -> Claims:
-    try:
-        payload = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            # Times are judged below against the caller's `now`, not PyJWT's time.time().
-            options={
-                "require": ["exp", "iat", "sub", "iss"],
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-            },
-        )
-    except jwt.PyJWTError as error:
-        raise TokenError(f"invalid token: {error}") from None
+def verify(secret: str | Sequence[str], token: str, now: float) -> Claims:
+    """The claims of a valid token. `secret` may be several: the current one first, then those
+    of a rollover (`[auth] previous_token_secrets`); a token signed with any of them is valid."""
+    secrets = (secret,) if isinstance(secret, str) else tuple(secret)
+    payload = _decode(secrets, token)
     expires_at, issued_at = payload["exp"], payload["iat"]
     if not all(type(value) is int for value in (expires_at, issued_at)):
         raise TokenError("token times must be whole seconds")

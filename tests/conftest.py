@@ -57,8 +57,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def make_settings(redis_url: str, config: Config | None = None) -> Settings:
-    return Settings(config=config or Config(), redis_url=redis_url, token_secret=TEST_SECRET)
+def make_settings(
+    redis_url: str, config: Config | None = None, token_secret: str = TEST_SECRET
+) -> Settings:
+    return Settings(config=config or Config(), redis_url=redis_url, token_secret=token_secret)
 
 
 GatewayFactory = Callable[..., Awaitable[TestClient]]
@@ -73,9 +75,12 @@ async def make_gateway(
     """Build an in-process gateway on the suite's Redis; by default wait until it is ready."""
 
     async def make(
-        config: Config | None = None, url: str | None = None, wait_ready: bool = True
+        config: Config | None = None,
+        url: str | None = None,
+        wait_ready: bool = True,
+        token_secret: str = TEST_SECRET,
     ) -> TestClient:
-        app = create_app(make_settings(url or redis_url, config))
+        app = create_app(make_settings(url or redis_url, config, token_secret))
         client = await aiohttp_client(app)
         if wait_ready:
             await asyncio.wait_for(app[REDIS_LINK].wait_ready(), 10)

@@ -109,7 +109,7 @@ def _bearer(request: web.Request) -> Claims:
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send Authorization: Bearer <token>")
     try:
-        return tokens.verify(request.app[SETTINGS].token_secret, token.strip(), time.time())
+        return tokens.verify(request.app[SETTINGS].verify_secrets, token.strip(), time.time())
     except tokens.TokenError as error:
         raise _unauthorized(str(error)) from None
 

@@ -11,4 +11,9 @@ from chatsvc.config import Config
 class Settings:
     config: Config
     redis_url: str  # the configured URL, or the embedded Redis's socket
-    token_secret: str  # from the config, or generated in the data directory
+    token_secret: str  # from the config, or generated in the data directory: signs new tokens
+
+    @property
+    def verify_secrets(self) -> tuple[str, ...]:
+        """The secrets a token may be signed with: the current one, then a rollover's old ones."""
+        return (self.token_secret, *self.config.auth.previous_token_secrets)

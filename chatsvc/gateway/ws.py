@@ -94,7 +94,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     encoding = Encoding(ws.ws_protocol) if ws.ws_protocol else Encoding.JSON
     conn_id = uuid.uuid4().hex[:12]
     session = Session(
-        verify_token=functools.partial(tokens.verify, settings.token_secret),
+        verify_token=functools.partial(tokens.verify, settings.verify_secrets),
         limits=Limits(
             frames_per_second=limits.frames_per_second,
             burst=limits.frame_burst,

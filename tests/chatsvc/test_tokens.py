@@ -138,6 +138,25 @@ def test_token_signed_with_another_secret_is_refused() -> None:
         tokens.verify(SECRET, token, now=NOW)
 
 
+def test_during_a_rollover_tokens_of_the_old_and_the_new_secret_are_both_valid() -> None:
+    old = tokens.issue(OTHER_SECRET, Role.DOCTOR, "dr.house", now=NOW, ttl_s=TTL_S)
+    new = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
+
+    assert tokens.verify((SECRET, OTHER_SECRET), old, now=NOW).user_id == "dr.house"
+    assert tokens.verify((SECRET, OTHER_SECRET), new, now=NOW).user_id == "p1"
+    with pytest.raises(TokenError, match="Signature verification failed"):
+        tokens.verify((SECRET,), old, now=NOW)
+
+
+def test_a_rollover_does_not_excuse_an_expired_or_malformed_token() -> None:
+    expired = tokens.issue(OTHER_SECRET, Role.PATIENT, "p1", now=NOW - 2 * TTL_S, ttl_s=TTL_S)
+
+    with pytest.raises(TokenError, match="expired"):
+        tokens.verify((SECRET, OTHER_SECRET), expired, now=NOW)
+    with pytest.raises(TokenError, match="invalid token"):
+        tokens.verify((SECRET, OTHER_SECRET), "not.a.token", now=NOW)
+
+
 def test_token_with_tampered_payload_is_refused() -> None:
     token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
     header, payload, signature = token.split(".")

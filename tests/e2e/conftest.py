@@ -84,8 +84,11 @@ ROOMY_LIMITS = LimitsConfig(frames_per_second=1000, frame_burst=1000)
 async def make_desk(make_gateway: GatewayFactory) -> AsyncIterator[DeskFactory]:
     desks: list[Desk] = []
 
-    async def make(config: Config | None = None) -> Desk:
-        desk = Desk(await make_gateway(config or Config(limits=ROOMY_LIMITS)))
+    async def make(config: Config | None = None, token_secret: str = TEST_SECRET) -> Desk:
+        gateway = await make_gateway(
+            config or Config(limits=ROOMY_LIMITS), token_secret=token_secret
+        )
+        desk = Desk(gateway)
         desks.append(desk)
         return desk
 

@@ -40,6 +40,25 @@ async def test_a_forged_token_is_refused(desk: Desk) -> None:
     assert await refused_hello(desk, forged) == ("auth_failed", 4001)
 
 
+async def test_after_a_secret_rollover_old_tokens_connect_until_the_old_secret_is_dropped(
+    make_desk: DeskFactory,
+) -> None:
+    from tests.conftest import TEST_SECRET
+
+    new_secret = "rolled-over-secret-" + "n" * 40
+    old_token = token_for(tokens.Role.DOCTOR, "d1", ("general",))  # signed with TEST_SECRET
+    rolled = Config(auth=AuthConfig(previous_token_secrets=(TEST_SECRET,)))
+    desk = await make_desk(rolled, token_secret=new_secret)
+    doctor = await desk.connect(old_token)
+    assert (await doctor.ping()).ref is not None
+    new_token = token_for(tokens.Role.PATIENT, "p1", secret=new_secret)
+    patient = await desk.connect(new_token)
+    assert patient.welcome is not None and patient.welcome.user_id == "p1"
+
+    after = await make_desk(token_secret=new_secret)
+    assert await refused_hello(after, old_token) == ("auth_failed", 4001)
+
+
 def desk_secret() -> str:
     from tests.conftest import TEST_SECRET
 
