@@ -3,6 +3,7 @@ real gateway, with a doctor on the other side speaking the protocol through chat
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
+from chatsvc import tokens
 from chatsvc.client import ChatClient
 from chatsvc.config import AuthConfig, Config, WebConfig
 from chatsvc.protocol import frames as f
@@ -32,6 +34,7 @@ from tests.browser.patient_steps import (
     start_chat,
     tab,
 )
+from tests.conftest import TEST_SECRET
 
 DoctorFactory = Callable[..., Awaitable[ChatClient]]
 SUMMARY = "Viral pharyngitis: rest, fluids, paracetamol if needed."
@@ -435,3 +438,26 @@ async def test_too_many_new_sessions_from_one_address_are_explained(
         "Too many consultations were started from your network in the last minute."
     )
     await expect(second.get_by_role("button", name="Try again")).to_be_visible()
+
+
+async def test_a_stored_guest_token_near_its_expiry_is_renewed_for_the_same_patient(
+    web_desk: WebDesk, open_page: OpenPage, make_doctor: DoctorFactory
+) -> None:
+    doctor = await make_doctor()
+    page = await open_page(web_desk.url("/widget"))
+    await expect(page.locator("#notice-heading")).to_be_visible()
+    # A guest whose token has less left than the widget renews ahead of (100 s < 120 s).
+    guest = "g-0123456789abcdef"
+    old = tokens.issue(TEST_SECRET, tokens.Role.PATIENT, guest, time.time(), 100)
+    stored = {"token": old, "user_id": guest, "expires_at": int(time.time()) + 100}
+    await page.evaluate(
+        "s => localStorage.setItem('chatsvc.patient.session', JSON.stringify(s))", stored
+    )
+    await page.reload()
+
+    case = await start_chat(page, doctor)
+    assert case.patient == guest
+    kept = await page.evaluate("JSON.parse(localStorage.getItem('chatsvc.patient.session'))")
+    assert kept["user_id"] == guest
+    assert kept["token"] != old
+    assert kept["expires_at"] > stored["expires_at"]
