@@ -161,6 +161,7 @@ async def test_a_message_to_the_tab_not_shown_raises_its_unread_badge(
     await first.send(one, "it itches too")
     badge = tab(page, one).locator('[data-field="unread"]')
     await expect(badge).to_have_text("2")
+    await expect(page).to_have_title("(2) Doctor console — chatsvc")
     # Received but not seen: delivered, not read.
     got = await first.next(f.DeliveryReceipt, lambda frame: frame.seq == 2)
     assert got.role == "doctor"
@@ -177,6 +178,7 @@ async def test_a_message_to_the_tab_not_shown_raises_its_unread_badge(
     await expect(panel(page, one)).to_be_visible()
     await expect(panel(page, two)).to_be_hidden()
     await expect(badge).to_have_count(0)
+    await expect(page).to_have_title("Doctor console — chatsvc")
     read = await first.next(f.ReadReceipt, lambda frame: frame.role == "doctor")
     assert read.seq == 2
     # The keyboard moves between tabs too.

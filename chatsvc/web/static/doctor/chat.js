@@ -36,6 +36,8 @@ export class Chat {
     this.typing = el("p", { class: "typing muted", text: t("chat.typing"), attrs: { hidden: true } });
     this.input = el("textarea", { attrs: { rows: 2, maxlength: 4000, placeholder: t("chat.placeholder") } });
     this.input.id = `composer-${consultation}`;
+    const hint = el("p", { class: "composer-hint muted", text: t("chat.keys"), attrs: { id: `${this.input.id}-keys` } });
+    this.input.setAttribute("aria-describedby", hint.id);
     this.sendButton = el("button", { text: t("chat.send"), attrs: { type: "submit" } });
     this.form = el(
       "form",
@@ -43,6 +45,7 @@ export class Chat {
       el("label", { class: "visually-hidden", text: t("chat.messageLabel"), attrs: { for: this.input.id } }),
       this.input,
       this.sendButton,
+      hint,
     );
     this.input.addEventListener("keydown", (event) => {
       // Enter sends, Shift+Enter is a new line; never while an input method is composing (pinyin).

@@ -107,6 +107,10 @@ export class DoctorConsole {
       case "error":
         if (!frame.ref) this.onStrayError(frame);
         break;
+      case "token_expiring":
+        // Staff tokens are not renewed from the page: say so while there is a minute left.
+        this.notes.add(t("signin.expiring"), "warn");
+        break;
       default:
         break;
     }
@@ -201,6 +205,10 @@ export class DoctorConsole {
   refreshTab(id) {
     const view = this.views.get(id);
     if (view) this.tabs.update(id, { unread: view.unread, ended: view.ended });
+    // The browser tab's title counts every unread message, for a doctor working in another window.
+    let unread = 0;
+    for (const each of this.views.values()) unread += each.unread;
+    document.title = unread ? `(${unread}) ${t("app.pageTitle")}` : t("app.pageTitle");
   }
 
   onReleased(frame) {
@@ -233,6 +241,7 @@ export class DoctorConsole {
     this.connection.threads.delete(id); // not followed any more: no resume point for it
     if (note) this.notes.add(note, kind);
     this.countActive();
+    this.refreshTab(id); // the title's unread count
     if (hadFocus) {
       const next = this.tabs.selected && this.views.get(this.tabs.selected);
       if (next) next.focus();

@@ -106,8 +106,15 @@ export class Tabs {
 
   render(id) {
     const { tab, option, info } = this.tabs.get(id);
+    // The number for the eye, the words for a screen reader (an aria-label on a span is not
+    // reliably read out).
     const badge = info.unread
-      ? el("span", { class: "unread", text: String(info.unread), attrs: { "aria-label": t("tabs.unread", { n: info.unread }), "data-field": "unread" } })
+      ? el(
+          "span",
+          { class: "unread-wrap" },
+          el("span", { class: "unread", text: String(info.unread), attrs: { "aria-hidden": "true", "data-field": "unread" } }),
+          el("span", { class: "visually-hidden", text: t("tabs.unread", { n: info.unread }) }),
+        )
       : null;
     const parts = [
       el("span", { class: "tab-label", text: info.label }),
