@@ -196,6 +196,7 @@ async def test_a_push_department_offers_the_patient_and_accept_opens_it(
     card = page.locator(".offer-card")
     await expect(card).to_contain_text("I feel anxious all the time")
     await expect(card.locator(".countdown")).to_contain_text("Accept within")
+    await expect(page.locator("#announcer")).to_contain_text("New patient offered to you")
     await card.get_by_role("button", name="Accept").click()
     assigned = await patient.next(f.Assigned)
     await expect(panel(page, assigned.consultation)).to_be_visible()

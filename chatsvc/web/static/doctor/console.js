@@ -8,7 +8,7 @@ import { $ } from "../common/dom.js";
 import { language, t } from "../common/i18n.js";
 import { ConsultationView, delivered } from "./consultation.js";
 import { Header } from "./header.js";
-import { departmentName } from "./intake.js";
+import { departmentName, patientLabel } from "./intake.js";
 import { Notes } from "./notes.js";
 import { OfferList } from "./offers.js";
 import { QueuePanel } from "./queues.js";
@@ -81,7 +81,10 @@ export class DoctorConsole {
         break;
       case "offer":
         this.restored?.add(frame.consultation.id);
-        if (!this.views.has(frame.consultation.id)) this.offers.onOffer(frame);
+        if (!this.views.has(frame.consultation.id) && this.offers.onOffer(frame)) {
+          const view = frame.consultation;
+          this.notes.announce(t("offers.announce", { patient: patientLabel(view.patient), urgency: t(`urgency.${view.urgency}`) }));
+        }
         break;
       case "consultation":
         this.open(frame.consultation, false);

@@ -28,13 +28,14 @@ export class OfferList {
     return [...this.cards.keys()];
   }
 
+  // Shows an offer; true when it is new (not a repeat of one shown).
   onOffer(frame) {
     const view = frame.consultation;
     const known = this.cards.get(view.id);
     if (known) {
       known.deadline = frame.deadline_ms; // a repeat: "this is now so"
       this.tick();
-      return;
+      return false;
     }
     const countdown = el("p", { class: "countdown", attrs: { "aria-live": "off" } });
     const note = el("p", { class: "inline-note", attrs: { role: "status" } });
@@ -67,6 +68,7 @@ export class OfferList {
     this.list.append(card);
     show(this.section, true);
     this.tick();
+    return true;
   }
 
   remove(id) {
