@@ -7,6 +7,7 @@ the same secret, so each refusal is down to the claim under test, not to the sig
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 from typing import Any
 
@@ -459,3 +460,77 @@ def test_verify_refuses_a_patient_token_with_departments_or_capacity(
 
     with pytest.raises(TokenError, match="patient"):
         tokens.verify(SECRET, token, now=NOW)
+
+
+# The signature and claim checks are written out, not PyJWT's `jwt.decode`: both must agree
+
+
+def signed_with_header(header: dict[str, Any], payload: dict[str, Any] | bytes) -> str:
+    """A token with any header and payload, HS256-signed with SECRET whatever the header says."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(body)}"
+    signature = hmac.digest(SECRET.encode(), signing_input.encode(), "sha256")
+    return f"{signing_input}.{b64url(signature)}"
+
+
+HS256 = {"alg": "HS256", "typ": "JWT"}
+AGREED_TOKENS = {
+    "valid": crafted(),
+    "valid-with-kid": signed_with_header({**HS256, "kid": "k1"}, claims_payload()),
+    "valid-with-empty-aud": crafted(aud=""),
+    "valid-with-string-jti": crafted(jti="j1"),
+    "aud": crafted(aud="someone"),
+    "aud-list": crafted(aud=["chatsvc"]),
+    "jti-not-a-string": signed_with_header(HS256, claims_payload(jti=7)),
+    "kid-not-a-string": signed_with_header({**HS256, "kid": 7}, claims_payload()),
+    "sub-not-a-string": signed_with_header(HS256, claims_payload(sub=7)),
+    "iss-not-a-string": signed_with_header(HS256, claims_payload(iss=["chatsvc"])),
+    "null-exp": signed_with_header(HS256, {**claims_payload(), "exp": None}),
+    "no-alg": signed_with_header({"typ": "JWT"}, claims_payload()),
+    "alg-hs384-signed-hs256": signed_with_header({"alg": "HS384"}, claims_payload()),
+    "header-not-an-object": signed_with_header(["HS256"], claims_payload()),  # type: ignore[arg-type]
+    "payload-not-an-object": signed_with_header(HS256, b'["chatsvc"]'),
+    "payload-not-json": signed_with_header(HS256, b"{chatsvc"),
+    "b64-false": signed_with_header({**HS256, "b64": False, "crit": ["b64"]}, claims_payload()),
+    "signature-cut": crafted()[:-4],
+    "two-segments": ".".join(crafted().split(".")[:2]),
+}
+
+
+@pytest.mark.parametrize("name", list(AGREED_TOKENS))
+def test_verify_accepts_and_refuses_the_tokens_pyjwt_decode_does(name: str) -> None:
+    token = AGREED_TOKENS[name]
+    try:
+        jwt.decode(
+            token,
+            SECRET,
+            algorithms=[tokens.ALGORITHM],
+            issuer=tokens.ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss"], "verify_exp": False},
+        )
+        pyjwt_accepts = True
+    except jwt.PyJWTError:
+        pyjwt_accepts = False
+
+    try:
+        tokens.verify(SECRET, token, now=NOW)
+        accepted = True
+    except TokenError:
+        accepted = False
+
+    assert accepted == pyjwt_accepts == name.startswith("valid")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{**HS256, "crit": ["exp"]}, {**HS256, "crit": ["b64"], "b64": True}, {**HS256, "b64": "no"}],
+)
+def test_verify_refuses_header_extensions_no_chatsvc_token_carries(header: dict[str, Any]) -> None:
+    with pytest.raises(TokenError, match="header"):
+        tokens.verify(SECRET, signed_with_header(header, claims_payload()), now=NOW)
+
+
+def test_verify_refuses_a_payload_segment_with_a_dot_in_it() -> None:
+    header, payload, signature = crafted().split(".")
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, f"{header}.{payload[:5]}.{payload[5:]}.{signature}", now=NOW)
