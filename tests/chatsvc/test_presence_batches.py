@@ -77,3 +77,16 @@ async def test_closing_a_connection_that_was_never_counted_sends_nothing(
     before = len(runs)
     await presence.disconnect(conn("p9"))
     assert len(runs) == before
+
+
+async def test_connects_that_come_while_a_batch_is_counted_wait_a_moment_for_more(
+    presence: GatewayPresence, runs: list[list[tuple[str, int]]]
+) -> None:
+    first = asyncio.ensure_future(presence.connect(conn("p1")))
+    await asyncio.sleep(0)  # the flusher has taken p1's batch: it is being counted
+    during = asyncio.ensure_future(presence.connect(conn("p2")))
+    await first
+    # p1's run is done; p2 waits up to SURGE_WAIT_S for company: a connect now joins it.
+    late = asyncio.ensure_future(presence.connect(conn("p3")))
+    await asyncio.gather(during, late)
+    assert runs[-2:] == [[("p1", 1)], [("p2", 1), ("p3", 1)]]
