@@ -8,9 +8,9 @@ renderer, so the stream stays one format.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -81,8 +81,12 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     carries the same request id, says how it ended.
     """
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    # A fresh id is for correlating lines, not a secret: 128 random bits without uuid4's
+    # system call for randomness (the random module is reseeded in each forked worker).
     request_id = (
-        incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        incoming
+        if 0 < len(incoming) <= 64 and incoming.isprintable()
+        else f"{random.getrandbits(128):032x}"
     )
     started = time.perf_counter()
     status = 500

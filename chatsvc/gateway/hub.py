@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from chatsvc.protocol.codec import Encoding, encode
 from chatsvc.protocol.errors import CloseCode
@@ -78,7 +78,8 @@ class Conn:
     sending_since: float | None = None
     telemetry: Telemetry | None = None  # set by the hub: frames sent are counted
     transport: asyncio.BaseTransport | None = None  # the TCP connection, to drop a stuck peer
-    outbox: asyncio.Queue[bytes | str | None] = field(
+    # Encoded frames (text frames on a JSON connection, binary on msgpack), None to stop.
+    outbox: asyncio.Queue[bytes | None] = field(
         default_factory=lambda: asyncio.Queue(OUTBOX_FRAMES)
     )
 
@@ -104,7 +105,7 @@ class Conn:
             )
         payload = encode(frame, self.encoding)
         try:
-            self.outbox.put_nowait(payload.decode() if self.encoding is Encoding.JSON else payload)
+            self.outbox.put_nowait(payload)
         except asyncio.QueueFull:
             self.closing = True
             log.warning("ws_too_slow", conn_id=self.id, queued=self.outbox.qsize())
@@ -122,6 +123,8 @@ class Conn:
         than SEND_TIMEOUT_S."""
         outbox = self.outbox
         loop = asyncio.get_running_loop()
+        # The encoded bytes as they are: send_str would decode and encode the text again.
+        opcode = WSMsgType.TEXT if self.encoding is Encoding.JSON else WSMsgType.BINARY
         while (payload := await outbox.get()) is not None:
             if self.ws.closed:
                 return
@@ -131,10 +134,7 @@ class Conn:
                     self.on_room(consultation)
             self.sending_since = loop.time()
             try:
-                if isinstance(payload, str):
-                    await self.ws.send_str(payload)
-                else:
-                    await self.ws.send_bytes(payload)
+                await self.ws.send_frame(payload, opcode)
             except (ConnectionError, RuntimeError):
                 self.closing = True  # nothing more is queued for a socket that is gone
                 return  # the handler notices and cleans up

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
-import uuid
 from urllib.parse import urlsplit
 
 import structlog
@@ -92,7 +92,9 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     encoding = Encoding(ws.ws_protocol) if ws.ws_protocol else Encoding.JSON
-    conn_id = uuid.uuid4().hex[:12]
+    # An id for logs, not a secret: no system call for randomness per connect (uuid4's). The
+    # random module is reseeded in each forked worker.
+    conn_id = f"{random.getrandbits(48):012x}"
     session = Session(
         verify_token=functools.partial(tokens.verify, settings.verify_secrets),
         limits=Limits(
@@ -216,13 +218,25 @@ class Socket:
     async def _write_now(self, frame: f.Outbound) -> None:
         """Write a frame on the socket itself, not through a Conn's outbox and writer."""
         payload = encode(frame, self._encoding)
+        conn = self.conn
         # A peer that cannot take it is closed by the writer's next send, or has gone.
         with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                if self._encoding is Encoding.JSON:
-                    await self._ws.send_str(payload.decode())
-                else:
-                    await self._ws.send_bytes(payload)
+            if conn is None:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await self._send(payload)
+                return
+            # A conn in the hub is watched like its writer's sends (no timer per frame): the
+            # hub's watchdog closes it if the peer takes nothing for SEND_TIMEOUT_S.
+            conn.sending_since = asyncio.get_running_loop().time()
+            try:
+                await self._send(payload)
+            finally:
+                conn.sending_since = None
+
+    async def _send(self, payload: bytes) -> None:
+        # The encoded bytes as they are: send_str would decode and encode the text again.
+        opcode = WSMsgType.TEXT if self._encoding is Encoding.JSON else WSMsgType.BINARY
+        await self._ws.send_frame(payload, opcode)
 
     def _start_writer(self, conn: Conn) -> None:
         self._writer = asyncio.get_running_loop().create_task(conn.write_loop())
