@@ -80,6 +80,13 @@ class RedisConfig(_Section):
     connect_timeout_s: PositiveSeconds = 5.0
     retry_max_backoff_s: PositiveSeconds = 10.0
     hot_retention_days: PositiveInt = 90  # ended consultations and tickets stay this long
+    # What an ack (a stored message, a match) promises: "write" (applied in Redis), "fsync"
+    # (and on disk: needs appendfsync always) or "replica" (and confirmed by WAIT).
+    ack_after: Literal["write", "fsync", "replica"] = "fsync"
+    # "replica": how many replicas must confirm, and how long to wait for them. Below the
+    # 5 s command timeout, so a missing replica shows as a refusal, not a broken connection.
+    ack_replicas: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
+    ack_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=4000)] = 1000
 
 
 class AuthConfig(_Section):

@@ -34,6 +34,10 @@ from chatsvc.workers import WorkerGroup, resolve_port, worker_index
 log = structlog.get_logger("chatsvc.server")
 
 EMBEDDED_REDIS_DIR = "redis"
+# What the embedded Redis fsyncs for each [redis] ack_after: "write" asks no fsync per write
+# (every second, as Redis advises), "fsync" needs it. "replica" needs an external Redis with a
+# replica: the embedded one has none, so the link reports it unusable.
+EMBEDDED_APPENDFSYNC = {"write": "everysec", "fsync": "always", "replica": "always"}
 # How long a worker of `--workers` waits for Redis before it takes connections anyway.
 WORKER_READY_WAIT_S = 15.0
 # Allocations between young-generation collections (CPython's default is 700): a gateway
@@ -61,7 +65,9 @@ def run(loaded: LoadedConfig, demo: bool = False, workers: int = 1) -> int:
         redis_url = config.redis.url
         if not redis_url:
             embedded = EmbeddedRedis(
-                loaded.data_dir / EMBEDDED_REDIS_DIR, binary=config.redis.server_binary
+                loaded.data_dir / EMBEDDED_REDIS_DIR,
+                binary=config.redis.server_binary,
+                appendfsync=EMBEDDED_APPENDFSYNC[config.redis.ack_after],
             )
             embedded.start()
             redis_url = embedded.url

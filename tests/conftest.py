@@ -50,6 +50,14 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
+def everysec_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A private Redis that fsyncs its append-only file every second, not on every write."""
+    directory = tmp_path / "everysec"
+    with EmbeddedRedis(directory, binary=REDIS_BINARY, appendfsync="everysec") as server:
+        yield server
+
+
+@pytest.fixture
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as probe:

@@ -17,6 +17,9 @@ What it keeps:
   client_msg_id).
 - NOSCRIPT after a Redis restart: the scripts it names are loaded and the calls it refused
   are sent again, together and in their order.
+- `replica` durability (triage.durability): WAIT ends the pipeline, on its connection, so it
+  covers every write of the batch; when too few replicas confirm, no call of the batch is
+  acknowledged (each caller gets NotReplicated).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from triage.durability import NotReplicated, confirm
 from triage.scripts import Scripts
 
 # A turn rarely makes more than a few dozen calls; past this its calls go in several
@@ -104,14 +108,25 @@ class ScriptBatcher:
             await self._send(unknown, reloaded=True)
 
     async def _pipeline(self, batch: list[_Call]) -> list[object]:
+        durability = self._scripts.durability
         async with self._client.pipeline(transaction=False) as pipe:
             for name, keys, args, _ in batch:
                 pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
+            if durability.waits:
+                pipe.execute_command(*durability.wait_args())
+            replies = list(await pipe.execute(raise_on_error=False))
+        if durability.waits and replies:
+            confirmed = replies.pop()
+            try:
+                confirm(durability, confirmed)
+            except NotReplicated as unconfirmed:
+                # Applied but not confirmed: nothing of this batch is acknowledged. A call that
+                # Redis refused as NOSCRIPT stored nothing and is sent again as before.
+                replies = [r if isinstance(r, NoScriptError) else unconfirmed for r in replies]
         if len(replies) != len(batch):  # never expected: fail the calls rather than hang them
             error = RuntimeError(f"pipeline of {len(batch)} calls gave {len(replies)} replies")
             return [error] * len(batch)
-        return list(replies)
+        return replies
 
 
 def _fail(calls: list[_Call], error: BaseException) -> None:

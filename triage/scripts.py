@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from triage.durability import Durability, confirm
+
 SCRIPT_DIR = resources.files("triage") / "lua"
 
 
@@ -49,8 +51,10 @@ def loadable_source(name: str) -> str:
 class Scripts:
     """Every script of the engine, registered on one client."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, durability: Durability | None = None) -> None:
         self._client = client
+        # `replica` mode: every call is followed by WAIT on its connection (triage.durability).
+        self.durability = durability or Durability()
         # Told each call's script name and how long its caller waited (seconds): the gateway
         # feeds its latency histogram with it. Never raises into the call.
         self.observer: Callable[[str, float], None] | None = None
@@ -77,14 +81,35 @@ class Scripts:
         target = self._client if client is None else client
         started = time.perf_counter()
         try:
-            return await target.evalsha(script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # Redis restarted (or SCRIPT FLUSH): its cache is empty; load and send it again.
-            script.sha = await target.script_load(script.script)
-            return await target.evalsha(script.sha, len(keys), *keys, *args)
+            if self.durability.waits:
+                return await self._run_confirmed(target, script, keys, args)
+            try:
+                return await target.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # Redis restarted (or SCRIPT FLUSH): its cache is empty; load and send it again.
+                script.sha = await target.script_load(script.script)
+                return await target.evalsha(script.sha, len(keys), *keys, *args)
         finally:
             if self.observer is not None:
                 self.observer(name, time.perf_counter() - started)
+
+    async def _run_confirmed(
+        self, target: Redis, script: AsyncScript, keys: Sequence[str], args: Sequence[object]
+    ) -> object:
+        """EVALSHA then WAIT in one pipeline: one connection, so WAIT covers this very write."""
+        for attempt in range(2):
+            async with target.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                pipe.execute_command(*self.durability.wait_args())
+                reply, confirmed = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError) and attempt == 0:
+                script.sha = await target.script_load(script.script)
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            confirm(self.durability, confirmed)
+            return reply
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def load(self, name: str) -> None:
         """SCRIPT LOAD one script (after Redis lost its cache)."""

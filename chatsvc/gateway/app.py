@@ -24,7 +24,7 @@ from chatsvc.gateway.api import (
 from chatsvc.gateway.commands import Commands
 from chatsvc.gateway.connections import Connections
 from chatsvc.gateway.context import GatewayContext
-from chatsvc.gateway.desk import desk_rules
+from chatsvc.gateway.desk import desk_rules, durability
 from chatsvc.gateway.desk_feed import DeskFeed
 from chatsvc.gateway.fanout import Fanout
 from chatsvc.gateway.health import healthz, readyz
@@ -49,6 +49,7 @@ async def _redis_link_ctx(app: web.Application) -> AsyncIterator[None]:
         config.redis.connect_timeout_s,
         config.redis.retry_max_backoff_s,
         max_message_chars=config.limits.max_message_chars,
+        durability=durability(config),
     )
     app[REDIS_LINK] = link
     ctx = GatewayContext(config=config, link=link)

@@ -1,8 +1,9 @@
-"""The desk's rules for the triage engine, built from the configuration."""
+"""The desk's rules for the triage engine, and its durability, built from the configuration."""
 
 from __future__ import annotations
 
 from chatsvc.config import Config, department_red_flags
+from triage.durability import AckAfter, Durability
 from triage.engine import DeskRules
 from triage.models import DepartmentRules, HeadStarts, Routing
 
@@ -31,4 +32,13 @@ def desk_rules(config: Config) -> DeskRules:
         eta_window_s=triage.eta_window_s,
         mean_consult_s=triage.mean_consult_s,
         retention_s=config.redis.hot_retention_days * SECONDS_PER_DAY,
+    )
+
+
+def durability(config: Config) -> Durability:
+    redis = config.redis
+    return Durability(
+        ack_after=AckAfter(redis.ack_after),
+        replicas=redis.ack_replicas,
+        wait_timeout_ms=redis.ack_timeout_ms,
     )

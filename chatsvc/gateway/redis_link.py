@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from chatsvc.gateway.cancellation import stop_if_cancelled
 from triage.connection import connect
 from triage.desk import DeskInfo
+from triage.durability import Durability, check_server
 from triage.engine import DeskRules, Engine
 from triage.errors import TriageError
 from triage.presence import Presence
@@ -50,7 +51,8 @@ class LinkState(StrEnum):
     CONNECTING = "connecting"
     READY = "ready"
     UNREACHABLE = "redis_unreachable"
-    UNUSABLE = "redis_unusable"  # reachable, but too old, evicting, or a newer schema
+    # reachable, but too old, evicting, a newer schema, or short of the durability configured
+    UNUSABLE = "redis_unusable"
     CLOSED = "closed"
 
 
@@ -87,12 +89,14 @@ class RedisLink:
         connect_timeout_s: float,
         max_backoff_s: float,
         max_message_chars: int = 4000,
+        durability: Durability | None = None,
     ) -> None:
         self.url = url
+        self.durability = durability or Durability()
         self.rules = rules
         self.max_backoff_s = max_backoff_s
         self.client: Redis = connect(url, connect_timeout_s=connect_timeout_s)
-        self.scripts = Scripts(self.client)
+        self.scripts = Scripts(self.client, self.durability)
         self.engine = Engine(self.client, self.scripts, rules)
         self.transcripts = Transcripts(self.client, self.scripts, max_body_chars=max_message_chars)
         # Delivery reads on a pool of their own: at surge, commands queueing for the main pool
@@ -145,6 +149,7 @@ class RedisLink:
         server = await read_server_info(self.client)
         if server.maxmemory_policy not in SAFE_MAXMEMORY_POLICIES:
             raise _EvictingServer(server.maxmemory_policy)
+        await check_server(self.client, self.durability)
         await self.scripts.load_all()
         if self.generation > 0:
             # Back after an outage: nobody could renew presence meanwhile, so hold timers and
