@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from chatsvc import tokens
+from chatsvc.client import ChatClient
 from chatsvc.config import Config
 from tests.conftest import TEST_SECRET, GatewayFactory
 
@@ -43,6 +44,8 @@ ARTIFACTS = Path(os.environ.get("CHATSVC_ARTIFACTS") or Path(__file__).parents[2
 SCREENSHOTS = ARTIFACTS / "screenshots"
 # Waits for something to show on a page: generous, because CI shares two cores.
 SHOW_TIMEOUT_MS = 15_000
+# Playwright's own default for `expect`, restored after each test.
+PLAYWRIGHT_EXPECT_TIMEOUT_MS = 5_000
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -160,6 +163,34 @@ class WebDesk:
     def supervisor_link(self, user: str = "s1", name: str = "Head nurse Li") -> str:
         token = staff_token(tokens.Role.SUPERVISOR, user, name)
         return self.url("/supervisor") + "#token=" + token
+
+
+@pytest.fixture(autouse=True)
+def patient_expectations() -> Iterator[None]:
+    """Pages update over a socket on two shared cores: `expect` waits as long as `open_page`."""
+    playwright_api.expect.set_options(timeout=SHOW_TIMEOUT_MS)
+    yield
+    playwright_api.expect.set_options(timeout=PLAYWRIGHT_EXPECT_TIMEOUT_MS)
+
+
+ClientFactory = Callable[[WebDesk, str], Awaitable[ChatClient]]
+
+
+@pytest.fixture
+async def protocol_clients() -> AsyncIterator[ClientFactory]:
+    """The other people on a page's desk, as real protocol clients (closed at teardown):
+    `await protocol_clients(desk, token)`."""
+    opened: list[ChatClient] = []
+
+    async def connect(desk: WebDesk, token: str) -> ChatClient:
+        client = ChatClient(desk.url("/ws").replace("http://", "ws://", 1), token)
+        opened.append(client)
+        await client.connect()
+        return client
+
+    yield connect
+    for client in opened:
+        await client.close()
 
 
 @pytest.fixture

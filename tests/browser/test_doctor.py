@@ -3,7 +3,7 @@ Python protocol client, the doctor is the page, signed in through a sign-in link
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from playwright.async_api import Locator, Page, expect
@@ -12,7 +12,7 @@ from chatsvc import tokens
 from chatsvc.client import ChatClient
 from chatsvc.config import Config, TriageConfig
 from chatsvc.protocol import frames as f
-from tests.browser.conftest import PHONE, OpenPage, WebDesk, screenshot
+from tests.browser.conftest import PHONE, ClientFactory, OpenPage, WebDesk, screenshot
 from tests.e2e.conftest import token_for
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -21,22 +21,15 @@ Connect = Callable[..., Awaitable[ChatClient]]
 
 
 @pytest.fixture
-async def connect(web_desk: WebDesk) -> AsyncIterator[Connect]:
+def connect(web_desk: WebDesk, protocol_clients: ClientFactory) -> Connect:
     """Patients (and a colleague doctor) speaking the protocol to the page's gateway."""
-    clients: list[ChatClient] = []
-    ws_url = web_desk.url("/ws").replace("http://", "ws://", 1)
 
     async def connect_(
         user: str, role: tokens.Role = tokens.Role.PATIENT, **kwargs: object
     ) -> ChatClient:
-        client = ChatClient(ws_url, token_for(role, user, **kwargs))  # type: ignore[arg-type]
-        clients.append(client)
-        await client.connect()
-        return client
+        return await protocol_clients(web_desk, token_for(role, user, **kwargs))  # type: ignore[arg-type]
 
-    yield connect_
-    for client in clients:
-        await client.close()
+    return connect_
 
 
 async def sign_in(

@@ -7,7 +7,7 @@ desk's metrics frame carries (pushed every second).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 from playwright.async_api import Locator, Page, expect
@@ -17,7 +17,7 @@ from chatsvc.client import ChatClient
 from chatsvc.config import Config, Department, MetricsConfig, TriageConfig
 from tests.browser.conftest import (
     PHONE,
-    SHOW_TIMEOUT_MS,
+    ClientFactory,
     OpenPage,
     WebDesk,
     screenshot,
@@ -28,22 +28,11 @@ from tests.e2e.conftest import token_for
 Connect = Callable[..., Awaitable[ChatClient]]
 # Enough metrics frames (one a second) for a chart to have visibly grown.
 GROWTH = 2
-# Playwright's own default for expect.
-DEFAULT_EXPECT_TIMEOUT_MS = 5_000
-
-
-@pytest.fixture(autouse=True)
-def expect_timeout() -> Iterator[None]:
-    """Figures come once a second on two shared cores: wait as long as the other browser tests."""
-    expect.set_options(timeout=SHOW_TIMEOUT_MS)
-    yield
-    expect.set_options(timeout=DEFAULT_EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture
-async def people() -> AsyncIterator[Callable[..., Awaitable[ChatClient]]]:
+def people(protocol_clients: ClientFactory) -> Callable[..., Awaitable[ChatClient]]:
     """Connects patients and doctors to a desk as real protocol clients (closed at teardown)."""
-    clients: list[ChatClient] = []
 
     async def connect(
         desk: WebDesk,
@@ -52,7 +41,6 @@ async def people() -> AsyncIterator[Callable[..., Awaitable[ChatClient]]]:
         departments: tuple[str, ...] = ("general",),
         capacity: int = 3,
     ) -> ChatClient:
-        ws_url = desk.url("/ws").replace("http://", "ws://", 1)
         staff = role is not tokens.Role.PATIENT
         token = token_for(
             role,
@@ -61,14 +49,9 @@ async def people() -> AsyncIterator[Callable[..., Awaitable[ChatClient]]]:
             capacity if staff else 0,
             name=f"Dr {user.upper()}" if staff else "",
         )
-        client = ChatClient(ws_url, token)
-        clients.append(client)
-        await client.connect()
-        return client
+        return await protocol_clients(desk, token)
 
-    yield connect
-    for client in clients:
-        await client.close()
+    return connect
 
 
 def figure(page: Page, department: str, field: str) -> Locator:
