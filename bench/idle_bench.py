@@ -17,6 +17,7 @@ patient, which must be the first frame; afterwards it answers the server's pings
   first-use allocations are not charged to the idle ones), over the connections.
 - `client_cpu_pct`: the load processes' own CPU over the connect phase (getrusage), in shares
   of one core like the gateway's and Redis's; `client_cpu_pct_max` the busiest process's.
+  `gateway_cpu_ms_per_connect`, `client_cpu_ms_per_connect`: the same per connection.
 
 Progress goes to stderr; the last line on stdout is one JSON object.
 
@@ -407,6 +408,7 @@ def bench(plan: Plan) -> dict[str, object]:
         for name, n in report.failed.items():
             failed[name] = failed.get(name, 0) + n
     latencies = sorted(ms for r in reports for ms in r.latencies_ms)
+    per = opened or float("nan")  # per-connect figures of a run that opened nothing: null
     return {
         "bench": "idle",
         "connections": opened,
@@ -423,6 +425,10 @@ def bench(plan: Plan) -> dict[str, object]:
         "connect_s": round(elapsed, 2),
         **usage,
         "client_cpu_pct_max": max(round(100 * r.cpu_s / elapsed) for r in reports),
+        # CPU per connect, so runs on busier or slower days compare: the gateway's (over the
+        # watched window) and the load processes' together.
+        "gateway_cpu_ms_per_connect": rounded(usage["gateway_cpu_pct"] * elapsed * 10 / per),
+        "client_cpu_ms_per_connect": rounded(1000 * sum(r.cpu_s for r in reports) / per),
         "machine": benchkit.machine(load_start, benchkit.redis_version()),
     }
 
