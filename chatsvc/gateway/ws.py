@@ -346,6 +346,15 @@ class Socket:
         if conn.role is Role.DOCTOR:
             with contextlib.suppress(Refused):  # a doctor who never went on duty: nothing to renew
                 await engine.heartbeat(conn.user_id)
+            # Where they stand: a reloaded console shows the desk's status, not a guess.
+            doctor = await engine.doctor(conn.user_id)
+            conn.send(
+                f.StatusChanged(
+                    status=doctor.status.value if doctor else "offline",  # type: ignore[arg-type]
+                    active=doctor.active if doctor else 0,
+                    capacity=doctor.capacity if doctor else ctx.capacity_of(conn.claims),
+                )
+            )
             for consultation in await views.doctor_consultations(client, conn.user_id):
                 view = await ctx.view_for_doctor(consultation, conn.user_id)
                 if view.state == "offered":
