@@ -324,6 +324,9 @@ async def test_a_reload_brings_back_the_open_consultation_and_its_messages(
     await expect(case.locator(".msg .bubble")).to_have_text(
         ["it hurts when I bend", "Does it spread to your leg?"]
     )
+    # The desk says where the doctor stands: still available, holding one patient.
+    await expect(page.get_by_label("Available")).to_be_checked()
+    await expect(page.locator("#status-hint")).to_be_hidden()
     await expect(case.locator(".symptoms")).to_have_text("back pain after lifting")
     await expect(tab(page, consultation).locator('[data-field="unread"]')).to_have_count(0)
     await patient.send(consultation, "no, only the back")
