@@ -264,6 +264,13 @@ export class Connection extends EventTarget {
       case "pong":
         clearTimeout(this._pongTimer);
         break;
+      case "error":
+        // After hello, `unavailable` without a ref: the desk could not load where we stand.
+        // The protocol says reconnect; the next hello restores it all.
+        if (frame.code === "unavailable" && !frame.ref && this._socket) {
+          this._socket.close(4000, "state not loaded");
+        }
+        break;
       default:
         break;
     }
