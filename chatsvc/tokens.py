@@ -79,6 +79,19 @@ class Claims(msgspec.Struct, frozen=True):
     # Staff only: the departments a doctor serves or a supervisor oversees.
     departments: tuple[str, ...] = ()
     capacity: int = 0  # doctors: consultations at once; 0 = the desk's [limits] default
+    # When the user's session began (unix seconds): a guest's renewals keep it, so a session
+    # has a maximum age however often it is renewed. The issue time when the token names none.
+    session_started: int = 0
+
+
+# What a token may look like at all, checked before anything is decoded: three base64url
+# segments, a small header (a deep one must not reach the JSON decoder) and exactly the 43
+# characters of an HS256 signature. Anything else, non-ASCII text included, is malformed.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,512}\.[A-Za-z0-9_-]{1,16384}\.[A-Za-z0-9_-]{43}")
+# Times past this are no instant chatsvc means, and do not fit every client's numbers (JSON).
+MAX_TIME = 2**53
+# The longest a token may be issued for: a year.
+MAX_TTL_S = 366 * 86400
 
 
 def _segment(text: str) -> bytes:
@@ -101,6 +114,8 @@ def _decode(secrets: tuple[str, ...], token: str) -> dict[str, Any]:
     header, a payload segment with dots) this refuses it. The tests hold the two to the same
     answers; `issue` still signs with PyJWT.
     """
+    if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
+        raise TokenError("invalid token: malformed")
     signing_input, _, signature_segment = token.rpartition(".")
     header_segment, dot, payload_segment = signing_input.partition(".")
     if not dot or "." in payload_segment:
@@ -108,8 +123,11 @@ def _decode(secrets: tuple[str, ...], token: str) -> dict[str, Any]:
     try:
         header = _JSON_OBJECT.decode(_segment(header_segment))
         signature = _segment(signature_segment)
-    except (ValueError, msgspec.DecodeError):  # binascii.Error is a ValueError
+    except (ValueError, RecursionError, msgspec.DecodeError):  # binascii.Error is a ValueError
         raise TokenError("invalid token: malformed header or signature") from None
+    # One spelling per signature: the last character's unused bits must be zero.
+    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode() != signature_segment:
+        raise TokenError("invalid token: malformed signature")
     if header.get("alg") != ALGORITHM:
         raise TokenError("invalid token: The specified alg value is not allowed")
     if "crit" in header or header.get("b64", True) is not True:
@@ -117,6 +135,8 @@ def _decode(secrets: tuple[str, ...], token: str) -> dict[str, Any]:
     if "kid" in header and not isinstance(header["kid"], str):
         raise TokenError("invalid token: Key ID header parameter must be a string")
     signed = signing_input.encode()
+    if not secrets or not all(secrets):  # an empty key would make any HMAC "verify"
+        raise TokenError("invalid token: no secret to verify it with")
     for secret in secrets:
         try:
             key = _checked_secret(secret)
@@ -128,7 +148,7 @@ def _decode(secrets: tuple[str, ...], token: str) -> dict[str, Any]:
         raise TokenError("invalid token: Signature verification failed")
     try:
         payload = _JSON_OBJECT.decode(_segment(payload_segment))
-    except (ValueError, msgspec.DecodeError):
+    except (ValueError, RecursionError, msgspec.DecodeError):
         raise TokenError("invalid token: Invalid payload string") from None
     for claim in ("exp", "iat", "sub", "iss"):
         if payload.get(claim) is None:
@@ -157,6 +177,7 @@ def issue(
     name: str = "",
     departments: tuple[str, ...] = (),
     capacity: int = 0,
+    session_started: int | None = None,
 ) -> str:
     if not USER_ID_PATTERN.fullmatch(user_id):
         raise TokenError(f"user id must match {USER_ID_PATTERN.pattern}")
@@ -167,7 +188,9 @@ def issue(
         raise TokenError(f"department ids must match {DEPARTMENT_PATTERN.pattern}")
     if capacity < 0 or capacity > MAX_CAPACITY:
         raise TokenError(f"capacity must be 0..{MAX_CAPACITY}")
-    payload = {
+    if not 0 < ttl_s <= MAX_TTL_S:
+        raise TokenError(f"a token lives 1..{MAX_TTL_S} seconds")
+    payload: dict[str, Any] = {
         "iss": ISSUER,
         "sub": user_id,
         "role": role.value,
@@ -180,6 +203,8 @@ def issue(
         payload["departments"] = list(departments)
     if capacity:
         payload["capacity"] = capacity
+    if session_started is not None:
+        payload["ses"] = session_started
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -189,14 +214,16 @@ def verify(secret: str | Sequence[str], token: str, now: float) -> Claims:
     secrets = (secret,) if isinstance(secret, str) else tuple(secret)
     payload = _decode(secrets, token)
     expires_at, issued_at = payload["exp"], payload["iat"]
-    if not all(type(value) is int for value in (expires_at, issued_at)):
+    not_before = payload.get("nbf", issued_at)
+    session_started = payload.get("ses", issued_at)
+    times = (expires_at, issued_at, not_before, session_started)
+    if not all(type(value) is int and 0 <= value < MAX_TIME for value in times):
         raise TokenError("token times must be whole seconds")
     if expires_at <= now:
         raise TokenError("token expired")
     if issued_at > now + CLOCK_SKEW_S:
         raise TokenError("token issued in the future")
-    not_before = payload.get("nbf", issued_at)
-    if type(not_before) is not int or not_before > now + CLOCK_SKEW_S:
+    if not_before > now + CLOCK_SKEW_S:
         raise TokenError("token not valid yet")
     try:
         role = Role(payload.get("role"))
@@ -225,4 +252,5 @@ def verify(secret: str | Sequence[str], token: str, now: float) -> Claims:
         name=name,
         departments=tuple(departments),
         capacity=capacity,
+        session_started=session_started,
     )

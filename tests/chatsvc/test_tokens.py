@@ -65,7 +65,11 @@ def test_issued_token_verifies_to_its_role_user_id_name_and_expiry(role: Role) -
     claims = tokens.verify(SECRET, token, now=NOW + 1)
 
     assert claims == Claims(
-        role=role, user_id="user_1.x@desk-2", expires_at=EXPIRES_AT, name="Dr. Ana"
+        role=role,
+        user_id="user_1.x@desk-2",
+        expires_at=EXPIRES_AT,
+        name="Dr. Ana",
+        session_started=int(NOW),
     )
     assert isinstance(claims.role, Role)
 
@@ -122,11 +126,16 @@ def test_token_at_or_after_expiry_is_refused(now: float) -> None:
         tokens.verify(SECRET, token, now=now)
 
 
-def test_token_issued_with_zero_ttl_is_already_expired() -> None:
-    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=0)
+@pytest.mark.parametrize("ttl_s", [0, -1, tokens.MAX_TTL_S + 1])
+def test_a_token_is_issued_for_a_second_to_a_year(ttl_s: int) -> None:
+    with pytest.raises(TokenError, match="lives"):
+        tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=ttl_s)
 
-    with pytest.raises(TokenError, match="expired"):
-        tokens.verify(SECRET, token, now=NOW)
+
+def test_a_guest_session_start_is_carried_by_its_tokens() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S, session_started=123)
+
+    assert tokens.verify(SECRET, token, now=NOW).session_started == 123
 
 
 # Signature and algorithm
@@ -213,7 +222,7 @@ def test_string_that_is_not_a_jwt_is_refused(garbage: str) -> None:
 def test_crafted_token_with_valid_claims_is_accepted() -> None:
     # The control for the crafted refusals below: only the overridden claim makes them fail.
     assert tokens.verify(SECRET, crafted(), now=NOW) == Claims(
-        role=Role.DOCTOR, user_id="dr.house", expires_at=EXPIRES_AT
+        role=Role.DOCTOR, user_id="dr.house", expires_at=EXPIRES_AT, session_started=int(NOW)
     )
 
 
@@ -424,6 +433,7 @@ def test_crafted_staff_token_with_valid_departments_and_capacity_is_accepted() -
         name="Dr House",
         departments=("general", "psych"),
         capacity=4,
+        session_started=int(NOW),
     )
 
 
@@ -534,3 +544,61 @@ def test_verify_refuses_a_payload_segment_with_a_dot_in_it() -> None:
     header, payload, signature = crafted().split(".")
     with pytest.raises(TokenError):
         tokens.verify(SECRET, f"{header}.{payload[:5]}.{payload[5:]}.{signature}", now=NOW)
+
+
+def deeply_nested_header_token(levels: int) -> str:
+    header = b64url(('{"alg":"HS256","x":' + "[" * levels + "]" * levels + "}").encode())
+    payload = b64url(json.dumps(claims_payload()).encode())
+    return f"{header}.{payload}.{'A' * 43}"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        deeply_nested_header_token(1000),  # past the JSON decoder's depth: must not escape
+        deeply_nested_header_token(100),
+        "eyJhbGciOiJIUzI1NiJ9.\udcff\udcfe." + "A" * 43,  # lone surrogates (bad UTF-8)
+        "eyJhbGciOiJIUzI1NiJ9.eyJ9." + "A" * 43 + "!!",  # junk after the signature
+        "eyJhbGciOiJIUzI1NiJ9.eyJ9." + "A" * 42 + "+",  # not base64url
+        "",
+    ],
+)
+def test_any_malformed_token_is_a_token_error(token: str) -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, token, now=NOW)
+
+
+@pytest.mark.parametrize("bad", [None, 42, b"abc"])
+def test_a_token_that_is_not_text_is_a_token_error(bad: object) -> None:
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, bad, now=NOW)  # type: ignore[arg-type]
+
+
+def test_a_signature_has_one_spelling() -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
+    head, signature = token.rsplit(".", 1)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signature[-1])
+    respelled = f"{head}.{signature[:-1]}{alphabet[last ^ 1]}"  # differs in an unused bit
+
+    assert tokens.verify(SECRET, token, now=NOW).user_id == "p1"
+    with pytest.raises(TokenError):
+        tokens.verify(SECRET, respelled, now=NOW)
+
+
+@pytest.mark.parametrize("secrets", [(), ("",), (SECRET, "")])
+def test_no_token_verifies_without_a_real_secret(secrets: tuple[str, ...]) -> None:
+    token = tokens.issue(SECRET, Role.PATIENT, "p1", now=NOW, ttl_s=TTL_S)
+    with pytest.raises(TokenError):
+        tokens.verify(secrets, token, now=NOW)
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf", "ses"])
+@pytest.mark.parametrize("value", [2**53, 10**30, -1])
+def test_times_beyond_what_clients_can_hold_are_refused(claim: str, value: int) -> None:
+    payload = claims_payload(**{claim: value})
+    if claim != "exp":
+        payload["exp"] = EXPIRES_AT
+    token = jwt.encode(payload, SECRET, algorithm="HS256")
+    with pytest.raises(TokenError, match="times"):
+        tokens.verify(SECRET, token, now=NOW)
