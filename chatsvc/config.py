@@ -97,6 +97,9 @@ class AuthConfig(_Section):
     token_ttl_s: PositiveInt = 3600
     # POST /api/session: guest patient tokens one client address may get per minute.
     guest_sessions_per_minute: PositiveInt = 10
+    # A guest's tokens are renewed (POST /api/session/renew) until this long after their
+    # session began; then they start a new one.
+    guest_session_max_s: PositiveInt = 86400
 
 
 class LimitsConfig(_Section):

@@ -72,34 +72,37 @@ async def create_session(request: web.Request) -> web.Response:
         response.headers["Retry-After"] = str(GUEST_WINDOW_S - int(time.time()) % GUEST_WINDOW_S)
         return response
     user_id = "g-" + secrets.token_hex(GUEST_ID_BYTES)
-    ttl = config.auth.token_ttl_s
     now = time.time()
-    token = tokens.issue(settings.token_secret, Role.PATIENT, user_id, now, ttl)
-    return web.json_response(
-        {"token": token, "user_id": user_id, "role": "patient", "expires_at": int(now) + ttl},
-        status=201,
-    )
+    return _guest_token(settings.token_secret, config.auth.token_ttl_s, user_id, now, int(now))
 
 
 async def renew_session(request: web.Request) -> web.Response:
     """`POST /api/session/renew`: a fresh token for the patient of a still valid one, so a guest
-    keeps their identity (and their consultation) past `[auth] token_ttl_s`. Staff sign in
-    again instead: a stolen staff token must not renew itself for ever."""
+    keeps their identity (and their consultation) past `[auth] token_ttl_s`, up to
+    `guest_session_max_s` after their session began: a stolen guest token cannot renew itself
+    for ever. Staff sign in again instead."""
     claims = _bearer(request)
     if claims.role is not Role.PATIENT:
         return error_response(403, ErrorCode.FORBIDDEN, "only patient sessions are renewed")
     settings = request.app[SETTINGS]
-    ttl = settings.config.auth.token_ttl_s
+    auth = settings.config.auth
     now = time.time()
-    token = tokens.issue(settings.token_secret, Role.PATIENT, claims.user_id, now, ttl)
+    if now - claims.session_started > auth.guest_session_max_s:
+        return error_response(
+            403, ErrorCode.FORBIDDEN, "this session is too old to renew; start a new one"
+        )
+    return _guest_token(
+        settings.token_secret, auth.token_ttl_s, claims.user_id, now, claims.session_started
+    )
+
+
+def _guest_token(secret: str, ttl: int, user_id: str, now: float, started: int) -> web.Response:
+    token = tokens.issue(secret, Role.PATIENT, user_id, now, ttl, session_started=started)
     return web.json_response(
-        {
-            "token": token,
-            "user_id": claims.user_id,
-            "role": "patient",
-            "expires_at": int(now) + ttl,
-        },
+        {"token": token, "user_id": user_id, "role": "patient", "expires_at": int(now) + ttl},
         status=201,
+        # A bearer token: no cache on the way may keep it.
+        headers={"Cache-Control": "no-store"},
     )
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from chatsvc import tokens
-from chatsvc.config import Config, WebConfig
+from chatsvc.config import AuthConfig, Config, WebConfig
 from chatsvc.gateway.pages import PAGES
 from chatsvc.web import STATIC_DIR
 from tests.conftest import TEST_SECRET, GatewayFactory
@@ -128,3 +128,25 @@ async def test_only_patients_renew_and_only_with_a_valid_token(
     assert missing.status == 401
     garbage = await gateway.post("/api/session/renew", headers={"Authorization": "Bearer x.y.z"})
     assert garbage.status == 401
+
+
+async def test_a_guest_session_is_not_renewed_past_its_maximum_age(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = await make_gateway(Config(auth=AuthConfig(guest_session_max_s=60)))
+    now = time.time()
+    old = tokens.issue(
+        TEST_SECRET, tokens.Role.PATIENT, "g-old", now, 600, session_started=int(now) - 61
+    )
+    refused = await gateway.post("/api/session/renew", headers={"Authorization": f"Bearer {old}"})
+    assert refused.status == 403
+    assert "too old" in (await refused.json())["error"]["message"]
+
+    created = await gateway.post("/api/session")
+    assert created.headers["Cache-Control"] == "no-store"
+    token = (await created.json())["token"]
+    renewed = await gateway.post("/api/session/renew", headers={"Authorization": f"Bearer {token}"})
+    assert renewed.headers["Cache-Control"] == "no-store"
+    first = tokens.verify(TEST_SECRET, token, time.time()).session_started
+    again = tokens.verify(TEST_SECRET, (await renewed.json())["token"], time.time())
+    assert again.session_started == first  # renewals keep the session's start
