@@ -213,6 +213,7 @@ async def test_ws_bad_frames_after_hello_get_errors_and_the_connection_keeps_ser
     async with client.ws_connect("/ws") as ws:
         await ws.send_str(json.dumps({"type": "hello", "token": _token()}))
         assert json.loads(await ws.receive_str(timeout=5))["type"] == "welcome"
+        assert json.loads(await ws.receive_str(timeout=5))["type"] == "status"  # the restore
         bad_frames = [
             ("{not json", "bad_frame", None),
             (json.dumps({"type": "teleport", "id": "t1"}), "bad_frame", "t1"),
@@ -250,7 +251,8 @@ async def test_shutdown_closes_every_websocket_with_service_restart(
     sockets = [await client.ws_connect("/ws") for _ in range(3)]
     for ws in sockets[:2]:
         await ws.send_str(json.dumps({"type": "hello", "token": _token()}))
-        await ws.receive_str(timeout=5)
+        await ws.receive_str(timeout=5)  # welcome
+        await ws.receive_str(timeout=5)  # the restore's status
     await eventually(lambda: len(client.app[CONNECTIONS]) == 3)
     await client.server.close()  # runs on_shutdown, as SIGTERM does in `chatsvc serve`
     for ws in sockets:

@@ -107,6 +107,8 @@ async def test_websocket_clients_are_told_1012_on_sigterm(
             "dr.li",
             "doctor",
         )
+        restored = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert (restored["type"], restored["status"]) == ("status", "offline")
         gateway.send_signal(signal.SIGTERM)
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)

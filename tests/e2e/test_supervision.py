@@ -14,6 +14,7 @@ from chatsvc.protocol import frames as f
 from tests.conftest import TEST_SECRET, write_config
 from tests.e2e.conftest import Desk, token_for
 from tests.e2e.test_processes import Spawn
+from tests.support.waiting import eventually
 
 
 def general(frame: f.DeskMetricsFrame) -> f.DepartmentFigures:
@@ -104,22 +105,37 @@ async def test_two_gateway_processes_report_the_same_figures(
         await doctor.take_next()
 
         token = token_for(tokens.Role.SUPERVISOR, "s1")
-        figures = []
-        async with aiohttp.ClientSession() as session:
-            for base in bases:
-                headers = {"Authorization": f"Bearer {token}"}
-                async with session.get(f"{base}/api/metrics", headers=headers) as answer:
-                    assert answer.status == 200
-                    figures.append(await answer.json())
+        figures: list[dict[str, object]] = []
+
+        async def both_show_the_desk_as_it_is() -> bool:
+            # Figures are cached for up to a second: wait for those computed after the match.
+            figures.clear()
+            async with aiohttp.ClientSession() as session:
+                for base in bases:
+                    headers = {"Authorization": f"Bearer {token}"}
+                    async with session.get(f"{base}/api/metrics", headers=headers) as answer:
+                        assert answer.status == 200
+                        figures.append(await answer.json())
+            return all(general_row(body)["matched_in_window"] == 1 for body in figures)
+
+        await eventually(both_show_the_desk_as_it_is)
     finally:
         for client in clients:
             await client.close()
     east_figures, west_figures = figures
     for body in figures:
-        (row,) = [d for d in body["departments"] if d["department"] == "general"]
+        row = general_row(body)
         assert (row["waiting"], row["active_consultations"], row["matched_in_window"]) == (2, 1, 1)
         assert (row["doctors_available"], row["slots_held"], row["slots_total"]) == (1, 1, 3)
     # The same figures from both (when they were computed may differ by a cache period).
     for body in figures:
         body.pop("computed_ms")
     assert east_figures == west_figures
+
+
+def general_row(body: dict[str, object]) -> dict[str, object]:
+    """The general department's figures in a GET /api/metrics body."""
+    departments = body["departments"]
+    assert isinstance(departments, list)
+    (row,) = [d for d in departments if d["department"] == "general"]
+    return row
