@@ -138,7 +138,12 @@ def test_valid_hello_authenticates_with_the_claims_language_and_ref(role: Role) 
     effects = session.receive(f.Hello(token=token, lang="zh-CN", id="h1"), NOW + 5)
 
     claims = Claims(
-        role=role, user_id="user-7", expires_at=EXPIRES_AT, name="Ana", departments=departments
+        role=role,
+        user_id="user-7",
+        expires_at=EXPIRES_AT,
+        name="Ana",
+        departments=departments,
+        session_started=int(NOW),
     )
     assert effects == [Authenticated(claims=claims, lang="zh-CN", ref="h1")]
     assert session.state is State.OPEN
@@ -321,7 +326,11 @@ def test_renew_for_the_same_user_extends_the_expiry_and_the_deadlines() -> None:
     new_expiry = int(later) + TTL_S
     assert effects == [Reply(f.Renewed(expires_at=new_expiry, ref="r1"))]
     assert session.claims == Claims(
-        role=Role.DOCTOR, user_id="d1", expires_at=new_expiry, name="Dr New"
+        role=Role.DOCTOR,
+        user_id="d1",
+        expires_at=new_expiry,
+        name="Dr New",
+        session_started=int(later),
     )
     assert session.next_deadline() == new_expiry - EXPIRY_WARNING_S
     assert session.tick(EXPIRES_AT) == []  # the old expiry passes without a close
